@@ -1,0 +1,275 @@
+"""The model zoo: shapes, parameter counts, torchvision equality, zero-init, registry and input errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from resnet_course import models
+from resnet_course.inspection import count_parameters
+from resnet_course.models import (
+    BasicBlock,
+    Bottleneck,
+    PlainBlock,
+    PreActBlock,
+    PreActBottleneck,
+    ResNet,
+    ShortcutA,
+    create,
+    list_models,
+)
+
+BLOCKS = [PlainBlock, BasicBlock, Bottleneck, PreActBlock, PreActBottleneck]
+
+
+def _downsample(block, inplanes, planes, stride, option):
+    out = planes * block.expansion
+    if not block.has_shortcut or (stride == 1 and inplanes == out):
+        return None
+    if option == "A":
+        return ShortcutA(inplanes, out, stride)
+    if block.preact:
+        return models.conv1x1(inplanes, out, stride)
+    return nn.Sequential(models.conv1x1(inplanes, out, stride), nn.BatchNorm2d(out))
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.__name__)
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("option", ["A", "B"])
+def test_block_output_shapes(block, stride, option):
+    inplanes, planes = 8, 16
+    ds = _downsample(block, inplanes, planes, stride, option)
+    m = block(inplanes, planes, stride, ds)
+    y = m(torch.randn(2, inplanes, 12, 12))
+    assert y.shape == (2, planes * block.expansion, 12 // stride, 12 // stride)
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.__name__)
+def test_block_has_expansion_and_docstring(block):
+    assert block.expansion in (1, 4)
+    assert block.__doc__ and len(block.__doc__) > 40
+
+
+def test_bottleneck_puts_stride_on_3x3_like_torchvision():
+    m = Bottleneck(64, 64, stride=2, downsample=_downsample(Bottleneck, 64, 64, 2, "B"))
+    assert m.conv1.stride == (1, 1) and m.conv2.stride == (2, 2) and m.conv3.stride == (1, 1)
+
+
+def test_injected_norm_layer_is_used():
+    m = BasicBlock(8, 8, norm_layer=lambda c: nn.GroupNorm(2, c))
+    assert isinstance(m.bn1, nn.GroupNorm) and isinstance(m.bn2, nn.GroupNorm)
+    net = models.resnet20(norm_layer=lambda c: nn.GroupNorm(4, c))
+    assert not any(isinstance(x, nn.BatchNorm2d) for x in net.modules())
+    assert net(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_shortcut_a_is_parameter_free_subsample_and_zero_pad():
+    s = ShortcutA(4, 8, stride=2)
+    assert count_parameters(s) == 0
+    x = torch.randn(1, 4, 6, 6)
+    y = s(x)
+    assert y.shape == (1, 8, 3, 3)
+    assert torch.equal(y[:, :4], x[:, :, ::2, ::2])
+    assert torch.count_nonzero(y[:, 4:]) == 0
+    with pytest.raises(ValueError, match="only add channels"):
+        ShortcutA(8, 4)
+
+
+def test_option_a_and_b_parameter_cost():
+    a = models.resnet20(shortcut="A")
+    b = models.resnet20(shortcut="B")
+    # option B adds two 1x1 projections (16->32, 32->64) with their BatchNorms
+    extra = (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)
+    assert count_parameters(b) - count_parameters(a) == extra
+    assert not any(isinstance(m, ShortcutA) for m in b.modules())
+
+
+def test_plain_block_has_no_shortcut():
+    net = models.plain20()
+    assert not any(isinstance(m, ShortcutA) for m in net.modules())
+    assert all(not hasattr(m, "downsample") for m in net.modules() if isinstance(m, PlainBlock))
+    with pytest.raises(ValueError, match="no shortcut"):
+        PlainBlock(8, 8, downsample=nn.Identity())
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "expected"),
+    [
+        ("resnet18", {}, 11_689_512),
+        ("resnet50", {}, 25_557_032),
+        ("resnet18", {"num_classes": 10, "stem": "cifar"}, 11_173_962),
+        ("resnet20", {}, 269_722),
+        ("resnet32", {}, 464_154),
+        ("resnet56", {}, 853_018),
+        ("resnet110", {}, 1_727_962),
+        ("plain20", {}, 269_722),
+        ("plain56", {}, 853_018),
+    ],
+)
+def test_parameter_counts(name, kwargs, expected):
+    assert count_parameters(create(name, **kwargs)) == expected
+
+
+def test_wide_resnet_parameter_counts():
+    # Zagoruyko & Komodakis 2016, Table 4: WRN-28-10 has 36.5 M parameters, WRN-16-4 2.7 M.
+    assert count_parameters(create("wrn28_10")) == pytest.approx(36.5e6, rel=0.005)
+    assert count_parameters(create("wrn16_4")) == pytest.approx(2.75e6, rel=0.01)
+
+
+def test_cifar_resnet_paper_sizes():
+    # He et al. 2015, Table 6: 0.27 M, 0.46 M, 0.66 M, 0.85 M, 1.7 M
+    for depth, millions in [(20, 0.27), (32, 0.46), (44, 0.66), (56, 0.85), (110, 1.7)]:
+        assert count_parameters(create(f"resnet{depth}")) / 1e6 == pytest.approx(millions, abs=0.01 if depth < 110 else 0.03)
+
+
+@pytest.mark.parametrize("depth", [18, 34, 50])
+def test_torchvision_weights_load_strictly_and_outputs_match(depth):
+    torch.manual_seed(depth)
+    tv = getattr(torchvision.models, f"resnet{depth}")().eval()
+    ours = create(f"resnet{depth}").eval()
+    ours.load_state_dict(tv.state_dict(), strict=True)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        diff = (ours(x) - tv(x)).abs().max().item()
+    assert diff <= 1e-5
+
+
+@pytest.mark.parametrize("depth", [101, 152])
+def test_deep_torchvision_state_dicts_have_our_names(depth):
+    tv = getattr(torchvision.models, f"resnet{depth}")()
+    ours = create(f"resnet{depth}")
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in tv.state_dict().items()}
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "size"),
+    [
+        ("resnet20", {}, 32),
+        ("plain20", {}, 32),
+        ("preact_resnet18", {}, 32),
+        ("se_resnet20", {}, 32),
+        ("se_resnet18", {"num_classes": 7}, 32),
+        ("wrn16_4", {"num_classes": 100}, 32),
+        ("resnet18", {"num_classes": 10, "stem": "cifar"}, 32),
+        ("resnet50", {"num_classes": 5, "in_channels": 1}, 64),
+    ],
+)
+def test_forward_shapes(name, kwargs, size):
+    net = create(name, **kwargs).eval()
+    x = torch.randn(2, kwargs.get("in_channels", 3), size, size)
+    with torch.no_grad():
+        assert net(x).shape == (2, kwargs.get("num_classes", 10))
+
+
+def test_stems():
+    imnet = models.resnet18()
+    assert imnet.conv1.kernel_size == (7, 7) and imnet.conv1.stride == (2, 2)
+    assert isinstance(imnet.maxpool, nn.MaxPool2d)
+    cifar = models.resnet18(stem="cifar")
+    assert cifar.conv1.kernel_size == (3, 3) and cifar.conv1.stride == (1, 1)
+    assert isinstance(cifar.maxpool, nn.Identity)
+    feats = cifar.forward_features(torch.randn(1, 3, 32, 32))
+    assert feats.shape == (1, 512, 4, 4)
+    with pytest.raises(ValueError, match="stem"):
+        models.resnet18(stem="mnist")
+
+
+def test_kaiming_init_and_bn_init():
+    net = models.resnet20()
+    conv = net.layer2[0].conv1
+    fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    assert conv.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.1)
+    assert torch.all(net.layer1[0].bn1.weight == 1) and torch.all(net.layer1[0].bn1.bias == 0)
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet18", "resnet50", "preact_resnet18", "se_resnet20"])
+def test_zero_init_residual_makes_every_block_an_identity(name):
+    net = create(name, zero_init_residual=True, num_classes=10).eval()
+    checked = 0
+    for stage in net.stages:
+        for block in stage:
+            if block.downsample is not None:
+                continue
+            x = torch.rand(2, block.conv1.in_channels, 8, 8)  # non-negative: what a block receives after a ReLU
+            with torch.no_grad():
+                assert torch.allclose(block(x), x, atol=1e-6)
+            checked += 1
+    assert checked > 0
+
+
+def test_zero_init_residual_rejected_for_plain_nets():
+    with pytest.raises(ValueError, match="plain"):
+        models.plain20(zero_init_residual=True)
+
+
+def test_registry_lists_and_creates():
+    names = list_models()
+    for expected in ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet20", "resnet32",
+                     "resnet44", "resnet56", "resnet110", "plain20", "plain32", "plain44", "plain56",
+                     "plain110", "preact_resnet18", "wrn16_4", "wrn28_10", "se_resnet18", "se_resnet20"]:
+        assert expected in names
+    net = create("resnet32", num_classes=3)
+    assert net.fc.out_features == 3
+    assert models.model_config(net) == {"name": "resnet32", "kwargs": {"num_classes": 3}}
+
+
+def test_unknown_model_lists_available():
+    with pytest.raises(ValueError, match=r"unknown model 'resnet19'.*resnet18.*resnet20"):
+        create("resnet19")
+
+
+def test_model_config_requires_registry():
+    with pytest.raises(ValueError, match="create"):
+        models.model_config(ResNet(BasicBlock, [1], (8,), num_classes=2, stem="cifar"))
+
+
+@pytest.mark.parametrize(
+    ("x", "match"),
+    [
+        (torch.randn(3, 32, 32), r"4-D tensor.*\(N, 3, H, W\).*unsqueeze"),
+        (torch.randn(2, 1, 32, 32), r"expected 3 input channels.*\(N, 3, H, W\)"),
+        (torch.randn(2, 32, 32, 3), r"channels.*permute"),
+        (torch.randn(2, 3, 2, 2), r"too small.*H, W >= 4"),
+    ],
+)
+def test_bad_input_errors_name_expected_shape(x, match):
+    with pytest.raises(ValueError, match=match):
+        models.resnet20()(x)
+
+
+def test_imagenet_stem_minimum_size():
+    with pytest.raises(ValueError, match=r"H, W >= 32"):
+        models.resnet18()(torch.randn(1, 3, 16, 16))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"layers": [], "widths": []}, "non-empty"),
+        ({"layers": [1, 1], "widths": [8]}, "same length"),
+        ({"layers": [0], "widths": [8]}, "at least one block"),
+        ({"layers": [1], "widths": [8], "shortcut": "C"}, "shortcut"),
+        ({"layers": [1], "widths": [8], "num_classes": 0}, "positive"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ResNet(BasicBlock, **kwargs)
+
+
+def test_cifar_depth_must_be_6n_plus_2():
+    with pytest.raises(ValueError, match="6n\\+2"):
+        models._cifar_family(BasicBlock, 21, 10, "A")
+    with pytest.raises(ValueError, match="6n\\+4"):
+        models._wide_resnet(27, 2, 10)
+
+
+def test_se_option_adds_squeeze_excitation():
+    net = models.resnet20(se_reduction=4)
+    from torchvision.ops import SqueezeExcitation
+
+    assert sum(isinstance(m, SqueezeExcitation) for m in net.modules()) == 9
+    with pytest.raises(ValueError, match="se_reduction"):
+        models.resnet20(se_reduction=0)
