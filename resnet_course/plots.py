@@ -1,0 +1,251 @@
+"""Figures of training runs: learning curves, top-k prediction bars, a results chart across runs.
+
+Every function returns a :class:`matplotlib.figure.Figure` (notebooks show a returned Figure, the CLI saves
+it with ``fig.savefig``, tests inspect it under the Agg backend) and never calls ``plt.show()``.
+
+Training histories are duck-typed so that this module does not import :mod:`resnet_course.training`:
+anything with the attributes (or a mapping with the keys) ``epoch, train_loss, train_acc, val_loss,
+val_acc, lr`` works, plus the optional ``label`` and ``best_epoch``. ``best_epoch`` is an epoch *number*,
+i.e. one of the values of ``epoch``. Accuracies are fractions in [0, 1] and are drawn as percentages.
+Validation lists may be empty or hold ``None``/NaN when a run had no validation split.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+__all__ = [
+    "history_values",
+    "best_epoch",
+    "plot_training_curves",
+    "plot_prediction_bars",
+    "plot_results",
+]
+
+HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
+
+
+def _field(obj: Any, key: str, default: Any = None) -> Any:
+    """``obj[key]`` for mappings, ``getattr(obj, key)`` otherwise, ``default`` when absent."""
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def history_values(history: Any, key: str) -> np.ndarray:
+    """One per-epoch series of a history as a float array, ``None`` turned into NaN.
+
+    Returns an array as long as ``history.epoch`` (missing or empty series become all-NaN), so that
+    train and validation series can always be plotted against the same epochs.
+    """
+    epochs = _field(history, "epoch")
+    if epochs is None:
+        raise TypeError(
+            f"expected a training History (attributes or keys {', '.join(HISTORY_KEYS)}), "
+            f"got {type(history).__name__} without 'epoch'"
+        )
+    n = len(epochs)
+    values = _field(history, key)
+    if values is None or len(values) == 0:
+        return np.full(n, np.nan)
+    out = np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+    if len(out) != n:
+        raise ValueError(
+            f"history series {key!r} has {len(out)} values but 'epoch' has {n}; "
+            "every per-epoch list must have one value per epoch (or be empty)"
+        )
+    return out
+
+
+def best_epoch(history: Any) -> int | None:
+    """The epoch number to mark as best.
+
+    ``history.best_epoch`` when it is one of the recorded epochs; otherwise the epoch of the highest
+    validation accuracy, or of the highest training accuracy when there is no validation data
+    (the same rule as ``best.pt`` in the training contract). ``None`` for an empty history.
+    """
+    epochs = list(_field(history, "epoch") or [])
+    if not epochs:
+        return None
+    given = _field(history, "best_epoch")
+    if given is not None and given in epochs:
+        return int(given)
+    for key in ("val_acc", "train_acc"):
+        acc = history_values(history, key)
+        if np.isfinite(acc).any():
+            return int(epochs[int(np.nanargmax(acc))])
+    return int(epochs[-1])
+
+
+def _as_runs(histories: Any, labels: Sequence[str] | None) -> list[tuple[str, Any]]:
+    """Normalise one history, a sequence of them or a ``{label: history}`` mapping to ``[(label, h)]``."""
+    if isinstance(histories, Mapping) and "epoch" not in histories:
+        runs = [(str(k), v) for k, v in histories.items()]
+    elif isinstance(histories, Sequence) and not isinstance(histories, str | bytes):
+        runs = [(str(_field(h, "label") or f"run {i + 1}"), h) for i, h in enumerate(histories)]
+    else:
+        runs = [(str(_field(histories, "label") or "run"), histories)]
+    if not runs:
+        raise ValueError("no histories to plot: pass a History, a list of them or a {label: History} dict")
+    if labels is not None:
+        if len(labels) != len(runs):
+            raise ValueError(f"got {len(labels)} labels for {len(runs)} histories; pass one label per history")
+        runs = [(str(lab), h) for lab, (_, h) in zip(labels, runs, strict=True)]
+    return runs
+
+
+def plot_training_curves(
+    histories: Any,
+    *,
+    labels: Sequence[str] | None = None,
+    show_lr: bool = True,
+    mark_best: bool = True,
+    title: str | None = None,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """Loss and accuracy (train solid, validation dashed), and the learning rate, per epoch.
+
+    Args:
+        histories: one History, a list of them (labels from ``history.label``) or a ``{label: History}``
+            dict — several runs share the panels so they can be compared (plain vs residual, ...).
+        labels: override the run labels, one per history.
+        show_lr: add a third panel with the learning rate schedule (log scale when it spans > 10×).
+        mark_best: mark :func:`best_epoch` on the accuracy panel with a star and a dotted line.
+        title: figure title (e.g. ``"ResNet-20 (offline dataset shapes10, not CIFAR-10)"``).
+
+    Each run gets one colour; a run without validation data simply has no dashed line.
+    """
+    runs = _as_runs(histories, labels)
+    ncols = 3 if show_lr else 2
+    fig, axes = plt.subplots(1, ncols, figsize=figsize or (5.0 * ncols, 4.0), squeeze=False)
+    ax_loss, ax_acc = axes[0, 0], axes[0, 1]
+    colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    lr_values: list[float] = []
+    for i, (label, h) in enumerate(runs):
+        color = colors[i % len(colors)]
+        epochs = np.asarray(_field(h, "epoch"), dtype=float)
+        for key, ax, scale in (("loss", ax_loss, 1.0), ("acc", ax_acc, 100.0)):
+            train = history_values(h, f"train_{key}") * scale
+            val = history_values(h, f"val_{key}") * scale
+            ax.plot(epochs, train, "-", color=color, marker="o", markersize=3, label=f"{label} train")
+            if np.isfinite(val).any():
+                ax.plot(epochs, val, "--", color=color, marker="s", markersize=3, label=f"{label} val")
+        if mark_best and len(epochs):
+            best = best_epoch(h)
+            idx = int(np.flatnonzero(epochs == best)[0])
+            val_acc = history_values(h, "val_acc")
+            series = val_acc if np.isfinite(val_acc[idx]) else history_values(h, "train_acc")
+            ax_acc.axvline(best, color=color, linestyle=":", linewidth=1)
+            if np.isfinite(series[idx]):
+                ax_acc.plot([best], [series[idx] * 100.0], marker="*", markersize=14, color=color,
+                            linestyle="none", label=f"{label} best (epoch {best})")
+        if show_lr:
+            lr = history_values(h, "lr")
+            lr_values += [v for v in lr if np.isfinite(v)]
+            axes[0, 2].plot(epochs, lr, "-", color=color, label=label)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    if show_lr:
+        ax_lr = axes[0, 2]
+        ax_lr.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
+        positive = [v for v in lr_values if v > 0]
+        if positive and max(positive) / min(positive) > 10:
+            ax_lr.set_yscale("log")
+        ax_lr.grid(True, alpha=0.3)
+        if len(runs) > 1:
+            ax_lr.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_prediction_bars(
+    top_k: Sequence[tuple[str, float]],
+    ax: Axes | None = None,
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Horizontal bars of one image's top-k class probabilities, the most likely class on top.
+
+    Args:
+        top_k: ``[(class_name, probability), ...]`` as returned by ``Classifier.predict`` (probabilities
+            in [0, 1]); drawn in the given order from top to bottom, each bar labelled with its percentage.
+        ax: draw into this Axes (e.g. one panel of a larger figure) instead of a new figure.
+        title: Axes title.
+
+    Returns the Figure that holds the bars (``ax.figure`` when ``ax`` is given).
+    """
+    pairs = [(str(name), float(p)) for name, p in top_k]
+    if not pairs:
+        raise ValueError("top_k is empty: pass a list of (class_name, probability) pairs")
+    for name, p in pairs:
+        if not (0.0 <= p <= 1.0) or math.isnan(p):
+            raise ValueError(f"probability of {name!r} is {p}, expected a value in [0, 1] (not a percentage)")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.0, 0.45 * len(pairs) + 1.0))
+    else:
+        fig = ax.figure
+    names = [n for n, _ in pairs]
+    probs = np.array([p for _, p in pairs]) * 100.0
+    positions = np.arange(len(pairs))[::-1]
+    colors = ["C0"] + ["C7"] * (len(pairs) - 1)
+    bars = ax.barh(positions, probs, color=colors)
+    ax.bar_label(bars, labels=[f"{p:.1f}%" for p in probs], padding=3, fontsize="small")
+    ax.set_yticks(positions, labels=names)
+    ax.set_xlim(0, 110)
+    ax.set_xlabel("probability (%)")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_results(
+    table: Any,
+    *,
+    metric: str = "accuracy",
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Bar chart of mean ± std of ``metric`` per run, from :func:`resnet_course.evaluation.results_table`.
+
+    ``table`` is the DataFrame that function returns (columns ``{metric}_mean``, ``{metric}_std``, index =
+    run name). Accuracy-like metrics (values in [0, 1]) are drawn as percentages.
+    """
+    mean_col, std_col = f"{metric}_mean", f"{metric}_std"
+    missing = [c for c in (mean_col, std_col) if c not in getattr(table, "columns", [])]
+    if missing:
+        raise ValueError(
+            f"table has no column(s) {missing}; pass the DataFrame from evaluation.results_table(runs) "
+            f"and a metric it summarises"
+        )
+    means = table[mean_col].to_numpy(dtype=float)
+    stds = np.nan_to_num(table[std_col].to_numpy(dtype=float))
+    percent = "acc" in metric and np.nanmax(means) <= 1.0
+    scale = 100.0 if percent else 1.0
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(means) + 2), 4.0))
+    else:
+        fig = ax.figure
+    names = [str(n) for n in table.index]
+    bars = ax.bar(names, means * scale, yerr=stds * scale, capsize=4, color="C0")
+    fmt = "{:.1f}%" if percent else "{:.3g}"
+    ax.bar_label(bars, labels=[fmt.format(m * scale) for m in means], padding=3, fontsize="small")
+    ax.set_ylabel(f"{metric} (%)" if percent else metric)
+    ax.tick_params(axis="x", labelrotation=30)
+    ax.grid(True, axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

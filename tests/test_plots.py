@@ -1,0 +1,120 @@
+"""Tests for resnet_course.plots: figures are built under Agg and the data behind them is checked."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from dataclasses import dataclass, field  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from resnet_course import plots  # noqa: E402
+
+
+@dataclass
+class FakeHistory:
+    epoch: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    train_loss: list[float] = field(default_factory=lambda: [2.0, 1.5, 1.0, 0.8])
+    train_acc: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.7])
+    val_loss: list = field(default_factory=lambda: [2.1, 1.6, 1.2, 1.3])
+    val_acc: list = field(default_factory=lambda: [0.15, 0.35, 0.55, 0.50])
+    lr: list[float] = field(default_factory=lambda: [0.1, 0.1, 0.01, 0.001])
+    seconds: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0])
+    label: str = "resnet20"
+    best_epoch: int | None = 3
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _line(ax, label):
+    matches = [line for line in ax.get_lines() if line.get_label() == label]
+    assert matches, f"no line labelled {label!r} in {[x.get_label() for x in ax.get_lines()]}"
+    return matches[0]
+
+
+def test_training_curves_single_history_plots_percentages_and_best_marker():
+    h = FakeHistory()
+    fig = plots.plot_training_curves(h, title="shapes10 (offline dataset, not CIFAR-10)")
+    assert isinstance(fig, Figure)
+    ax_loss, ax_acc, ax_lr = fig.axes
+    np.testing.assert_allclose(_line(ax_loss, "resnet20 train").get_ydata(), h.train_loss)
+    np.testing.assert_allclose(_line(ax_acc, "resnet20 val").get_ydata(), np.array(h.val_acc) * 100)
+    star = _line(ax_acc, "resnet20 best (epoch 3)")
+    assert list(star.get_xdata()) == [3] and star.get_ydata()[0] == pytest.approx(55.0)
+    assert ax_lr.get_yscale() == "log"  # lr spans 100x
+    assert fig._suptitle.get_text().startswith("shapes10")
+    fig.canvas.draw()
+
+
+def test_training_curves_without_validation_and_dict_input():
+    no_val = FakeHistory(val_loss=[], val_acc=[None, None, None, None], best_epoch=None, label="plain")
+    with_nan = FakeHistory(val_acc=[0.1, float("nan"), 0.3, 0.2], label="x")
+    fig = plots.plot_training_curves({"plain": no_val, "resnet": with_nan}, show_lr=False)
+    assert len(fig.axes) == 2
+    labels = [line.get_label() for line in fig.axes[1].get_lines()]
+    assert "plain val" not in labels and "plain train" in labels and "resnet val" in labels
+    # No validation data: best epoch falls back to the best training accuracy (epoch 4).
+    assert plots.best_epoch(no_val) == 4
+    assert "plain best (epoch 4)" in labels
+    fig.canvas.draw()
+
+
+def test_best_epoch_rules():
+    assert plots.best_epoch(FakeHistory(best_epoch=2)) == 2
+    assert plots.best_epoch(FakeHistory(best_epoch=None)) == 3  # argmax of val_acc
+    assert plots.best_epoch(FakeHistory(epoch=[], train_loss=[], train_acc=[], val_loss=[], val_acc=[], lr=[])) is None
+    as_dict = {k: getattr(FakeHistory(), k) for k in plots.HISTORY_KEYS} | {"best_epoch": 1}
+    assert plots.best_epoch(as_dict) == 1
+
+
+def test_training_curves_rejects_bad_input():
+    with pytest.raises(ValueError, match="one value per epoch"):
+        plots.plot_training_curves(FakeHistory(train_loss=[1.0, 2.0]))
+    with pytest.raises(TypeError, match="History"):
+        plots.plot_training_curves(object())
+    with pytest.raises(ValueError, match="one label per history"):
+        plots.plot_training_curves([FakeHistory(), FakeHistory()], labels=["a"])
+
+
+def test_prediction_bars_order_and_values():
+    top = [("cat", 0.7), ("dog", 0.2), ("frog", 0.1)]
+    fig = plots.plot_prediction_bars(top, title="top-3")
+    ax = fig.axes[0]
+    widths = [p.get_width() for p in ax.patches]
+    ys = [p.get_y() for p in ax.patches]
+    np.testing.assert_allclose(widths, [70, 20, 10])
+    assert ys[0] > ys[1] > ys[2]  # most likely class on top
+    tick_names = {round(t.get_position()[1]): t.get_text() for t in ax.get_yticklabels()}
+    assert tick_names == {2: "cat", 1: "dog", 0: "frog"}
+    fig.canvas.draw()
+
+
+def test_prediction_bars_into_existing_axes_and_errors():
+    fig, (a, b) = plt.subplots(1, 2)
+    out = plots.plot_prediction_bars([("a", 1.0)], ax=b)
+    assert out is fig and len(b.patches) == 1 and len(a.patches) == 0
+    with pytest.raises(ValueError, match="empty"):
+        plots.plot_prediction_bars([])
+    with pytest.raises(ValueError, match="not a percentage"):
+        plots.plot_prediction_bars([("cat", 70.0)])
+
+
+def test_plot_results_from_table():
+    table = pd.DataFrame(
+        {"accuracy_mean": [0.8, 0.9], "accuracy_std": [0.01, np.nan]}, index=pd.Index(["plain20", "resnet20"])
+    )
+    fig = plots.plot_results(table, title="runs")
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    np.testing.assert_allclose(heights, [80, 90])
+    with pytest.raises(ValueError, match="results_table"):
+        plots.plot_results(table, metric="seconds")
