@@ -1,0 +1,587 @@
+"""Self-checks for the notebooks' exercises, and the environment check of notebook 00.
+
+Every ``check_*`` function prints one friendly line — ``✅ ...`` when the answer is right, ``❌ ...`` followed
+by a ``Hint:`` when it is not — and returns ``True``/``False``. A wrong answer never raises: exceptions raised
+by the student's code are caught and turned into hints.
+
+Writing a new check (other notebooks append theirs here):
+
+* decorate it with :func:`friendly_check`; return the success message (a string);
+* raise :class:`Hint` (``Hint("what is wrong", "what to try")``) to fail;
+* run the student's code through :func:`student_call`, which turns any exception into a :class:`Hint`.
+
+>>> @friendly_check
+... def check_answer(x):
+...     if x != 42:
+...         raise Hint(f"got {x}", "the answer is 6 × 7")
+...     return "42 is right"
+>>> check_answer(41)
+❌ got 41
+   Hint: the answer is 6 × 7
+False
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import html
+import importlib
+import os
+import platform
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+__all__ = [
+    "CheckResult",
+    "Hint",
+    "friendly_check",
+    "student_call",
+    "EnvRow",
+    "EnvironmentReport",
+    "environment_report",
+    "check_basic_block",
+    "check_resnet34",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of a check: ``passed``, a one-line ``message`` and, on failure, a ``hint``."""
+
+    passed: bool
+    message: str
+    hint: str = ""
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        if self.passed:
+            return f"✅ {self.message}"
+        text = f"❌ {self.message}"
+        if self.hint:
+            text += f"\n   Hint: {self.hint}"
+        return text
+
+    def show(self) -> bool:
+        """Print the result and return ``passed``."""
+        print(self)
+        return self.passed
+
+
+class Hint(Exception):
+    """Raised inside a check to fail it: ``Hint(message, hint)``."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
+def student_call(
+    fn: Callable[..., Any], *args: Any, what: str = "your code", hint: str = "", **kwargs: Any
+) -> Any:
+    """Call the student's ``fn``; any exception becomes a :class:`Hint` saying ``what`` raised it."""
+    try:
+        return fn(*args, **kwargs)
+    except Hint:
+        raise
+    except NotImplementedError:
+        raise Hint(
+            f"{what} raised NotImplementedError", "replace the stub with your solution and run its cell again"
+        ) from None
+    except Exception as err:  # the student's code may raise anything
+        raise Hint(
+            f"{what} raised {_describe(err)}", hint or "read the error above and fix your code"
+        ) from None
+
+
+def friendly_check(fn: Callable[..., str]) -> Callable[..., bool]:
+    """Turn a check body (returns a success message or raises :class:`Hint`) into a printing, bool-returning check.
+
+    Any other exception is reported as a failed check, never raised into the notebook.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> bool:
+        try:
+            message = fn(*args, **kwargs)
+            result = CheckResult(True, message or "correct")
+        except Hint as h:
+            result = CheckResult(False, h.message, h.hint)
+        except Exception as err:  # a check must never crash a notebook
+            result = CheckResult(
+                False, f"the check could not run: {_describe(err)}", "check the object you passed in"
+            )
+        return result.show()
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------------------------------
+# Environment report (notebook 00)
+# --------------------------------------------------------------------------------------------------
+
+
+class EnvRow(NamedTuple):
+    """One line of the environment report."""
+
+    item: str
+    value: str
+    ok: bool
+    fix: str  # how to fix it (empty when nothing needs fixing)
+
+
+class EnvironmentReport(list):
+    """A list of :class:`EnvRow` that Jupyter shows as a table (``print()`` gives a text table)."""
+
+    @property
+    def ok(self) -> bool:
+        return all(row.ok for row in self)
+
+    @property
+    def problems(self) -> list[EnvRow]:
+        return [row for row in self if not row.ok]
+
+    def __str__(self) -> str:
+        w_item = max(len(r.item) for r in self)
+        w_value = min(48, max(len(r.value) for r in self))
+        lines = []
+        for r in self:
+            mark = "✅" if r.ok else "❌"
+            line = f"{mark} {r.item:<{w_item}}  {r.value:<{w_value}}"
+            if r.fix:
+                line += f"  → {r.fix}"
+            lines.append(line.rstrip())
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td style='text-align:left'>{}</td></tr>".format(
+                "✅" if r.ok else "❌", html.escape(r.item), html.escape(r.value), html.escape(r.fix)
+            )
+            for r in self
+        )
+        head = "<tr><th></th><th>item</th><th>value</th><th style='text-align:left'>how to fix</th></tr>"
+        return f"<table>{head}{rows}</table>"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+_TORCH_FIX = "pip install -e .  (installs the pinned pair: torch 2.14 + torchvision 0.29)"
+_GRAPHVIZ_FIX = (
+    "sudo apt-get install graphviz | brew install graphviz | conda install -c conda-forge graphviz"
+)
+
+
+def _module_version(name: str) -> tuple[str, bool]:
+    try:
+        module = importlib.import_module(name)
+    except Exception as err:  # ImportError, or a broken install raising something else
+        return f"not importable ({_describe(err)})", False
+    return str(getattr(module, "__version__", "installed")), True
+
+
+def _cifar10_location(root: Path) -> Path | None:
+    for candidate in (root / "cifar-10-batches-py", root / "cifar10" / "cifar-10-batches-py"):
+        if (candidate / "data_batch_1").is_file() and (candidate / "test_batch").is_file():
+            return candidate
+    return None
+
+
+def environment_report() -> EnvironmentReport:
+    """Check what the course needs; one :class:`EnvRow` (item, value, ok, how to fix) per item.
+
+    Items: Python, torch, torchvision (and that their compiled operators match), the device, the profile,
+    the data directory, CIFAR-10, a custom dataset when ``RESNET_COURSE_DATASET`` names a folder, torchinfo,
+    torchviz and Graphviz's ``dot``.
+    """
+    from .devices import default_device
+    from .profiles import DATA_ENV, DATASET_ENV, PROFILE_ENV, data_dir, get_profile
+
+    rows = EnvironmentReport()
+    py_ok = sys.version_info >= (3, 10)
+    rows.append(EnvRow("Python", platform.python_version(), py_ok, "" if py_ok else "install Python ≥ 3.10"))
+
+    torch_version = torch.__version__
+    torch_ok = torch_version.startswith("2.14")
+    rows.append(EnvRow("torch", torch_version, torch_ok, "" if torch_ok else _TORCH_FIX))
+    tv_version, tv_ok = _module_version("torchvision")
+    if tv_ok:
+        try:  # a torch/torchvision mismatch shows up as a missing compiled operator
+            from torchvision.ops import nms
+
+            nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
+        except Exception as err:
+            tv_ok, tv_version = False, f"{tv_version}, operators broken ({_describe(err)})"
+        else:
+            tv_ok = tv_version.startswith("0.29")
+    rows.append(EnvRow("torchvision", tv_version, tv_ok, "" if tv_ok else _TORCH_FIX))
+
+    device = default_device()
+    device_fix = "" if device.type != "cpu" else "fine: the smoke and cpu profiles are sized for CPUs"
+    name = device.type
+    if device.type == "cuda":
+        name += f" ({torch.cuda.get_device_name(0)})"
+    rows.append(EnvRow("device", name, True, device_fix))
+
+    profile = None
+    try:
+        profile = get_profile()
+        rows.append(EnvRow("profile", f"{profile.name} ({profile.chosen_by})", True, ""))
+    except ValueError as err:
+        rows.append(
+            EnvRow("profile", "invalid", False, f"{err} — fix or unset {PROFILE_ENV} / {DATASET_ENV}")
+        )
+
+    root = data_dir()
+    if root.is_dir():
+        writable = os.access(root, os.W_OK)
+        rows.append(
+            EnvRow(
+                "data directory",
+                str(root),
+                writable,
+                "" if writable else f"make it writable or set {DATA_ENV}",
+            )
+        )
+    else:
+        parent = next((p for p in root.parents if p.exists()), None)
+        creatable = parent is not None and os.access(parent, os.W_OK)
+        rows.append(
+            EnvRow(
+                "data directory",
+                f"{root} (created on first use)",
+                creatable,
+                "" if creatable else f"set {DATA_ENV} to a writable folder",
+            )
+        )
+
+    cifar = _cifar10_location(root)
+    wants_cifar = profile is not None and profile.dataset == "cifar10"
+    if cifar is not None:
+        rows.append(EnvRow("CIFAR-10", f"found in {cifar}", True, ""))
+    else:
+        rows.append(
+            EnvRow(
+                "CIFAR-10",
+                "not found",
+                not wants_cifar,
+                "downloaded on first use when online; offline: extract cifar-10-python.tar.gz "
+                f"(https://www.cs.toronto.edu/~kriz/cifar.html) into {root}. "
+                + (
+                    "Until then the notebooks use shapes10 and say so."
+                    if wants_cifar
+                    else "Not needed by this profile."
+                ),
+            )
+        )
+
+    if profile is not None and profile.dataset not in ("cifar10", "shapes10"):
+        folder = Path(profile.dataset)
+        sub = folder / "train" if (folder / "train").is_dir() else folder
+        classes = sorted(p.name for p in sub.iterdir() if p.is_dir() and not p.name.startswith("."))
+        ok = len(classes) >= 2
+        rows.append(
+            EnvRow(
+                "your dataset",
+                f"{folder}: {len(classes)} classes"
+                + (f" ({', '.join(classes[:5])}{', …' if len(classes) > 5 else ''})" if classes else ""),
+                ok,
+                ""
+                if ok
+                else "an ImageFolder needs one subfolder per class (at least two), optionally under train/ and test/",
+            )
+        )
+
+    for module in ("torchinfo", "torchviz"):
+        version, ok = _module_version(module)
+        rows.append(EnvRow(module, version, ok, "" if ok else f"pip install {module}"))
+
+    dot = shutil.which("dot")
+    rows.append(
+        EnvRow(
+            "Graphviz dot",
+            dot or "not found",
+            dot is not None,
+            "" if dot else f"only needed to draw computation graphs (notebooks 03, 07): {_GRAPHVIZ_FIX}",
+        )
+    )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Notebook 02: implement a BasicBlock
+# --------------------------------------------------------------------------------------------------
+
+
+def _randomize_batchnorm(module: nn.Module, generator: torch.Generator) -> None:
+    """Give every BatchNorm non-trivial affine parameters and running statistics (so mistakes show)."""
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=generator) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=generator) * 0.5)
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=generator) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=generator) + 0.5)
+
+
+def _state_dict_diff(student: nn.Module, reference: nn.Module) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, wrong-shape) keys of the student's state dict compared with the reference's."""
+    s = {k: tuple(v.shape) for k, v in student.state_dict().items()}
+    r = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    missing = [k for k in r if k not in s]
+    unexpected = [k for k in s if k not in r]
+    wrong = [f"{k}: yours {s[k]}, expected {r[k]}" for k in r if k in s and s[k] != r[k]]
+    return missing, unexpected, wrong
+
+
+def _first(items: list[str], n: int = 4) -> str:
+    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
+def _basic_block_variants(ref: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The reference output and the outputs of typical mistakes, computed from the reference's layers."""
+    with torch.no_grad():
+        f = ref.bn2(ref.conv2(torch.relu(ref.bn1(ref.conv1(x)))))
+        f_no_inner_relu = ref.bn2(ref.conv2(ref.bn1(ref.conv1(x))))
+        identity = x if ref.downsample is None else ref.downsample(x)
+        return {
+            "correct": torch.relu(f + identity),
+            "no ReLU after the addition": f + identity,
+            "ReLU before the addition": torch.relu(f) + identity,
+            "no shortcut": torch.relu(f),
+            "no ReLU between the two convolutions": torch.relu(f_no_inner_relu + identity),
+        }
+
+
+_BASIC_BLOCK_HINTS = {
+    "no ReLU after the addition": "apply ReLU *after* adding the shortcut: out = relu(F(x) + identity)",
+    "ReLU before the addition": "the ReLU comes after the addition, not on F(x) before it: relu(bn2(conv2(...)) + identity)",
+    "no shortcut": "add the shortcut: out = relu(bn2(conv2(...)) + identity), identity = x or downsample(x)",
+    "no ReLU between the two convolutions": "put a ReLU between bn1 and conv2: relu(bn1(conv1(x)))",
+}
+
+
+def _check_one_block(
+    student_cls: type, inplanes: int, planes: int, stride: int, generator: torch.Generator
+) -> None:
+    from .models import BasicBlock, conv1x1
+
+    downsample = None
+    if stride != 1 or inplanes != planes:
+        downsample = nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
+    case = f"StudentBlock({inplanes}, {planes}, stride={stride}" + (
+        ", downsample=...)" if downsample else ")"
+    )
+    ref = BasicBlock(inplanes, planes, stride, downsample)
+    _randomize_batchnorm(ref, generator)
+    ref.eval()
+
+    student_downsample = None
+    if downsample is not None:
+        student_downsample = nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
+    block = student_call(
+        student_cls,
+        inplanes,
+        planes,
+        stride,
+        student_downsample,
+        what=case,
+        hint="the constructor takes (inplanes, planes, stride=1, downsample=None), like torchvision's BasicBlock",
+    )
+    if not isinstance(block, nn.Module):
+        raise Hint(
+            f"{case} is a {type(block).__name__}, not an nn.Module",
+            "subclass torch.nn.Module and call super().__init__()",
+        )
+
+    missing, unexpected, wrong = _state_dict_diff(block, ref)
+    if any(k.endswith(".bias") and k.startswith("conv") for k in unexpected):
+        raise Hint(
+            f"{case}: your convolutions have a bias ({_first([k for k in unexpected if k.startswith('conv')])})",
+            "use bias=False: the BatchNorm right after each convolution has its own shift (beta), "
+            "so a conv bias would be redundant",
+        )
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {_first(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {_first(unexpected)}")
+        raise Hint(
+            f"{case}: the parameter names differ from the reference ({'; '.join(parts)})",
+            "name the layers conv1, bn1, conv2, bn2 and keep the shortcut module in self.downsample",
+        )
+    if wrong:
+        raise Hint(
+            f"{case}: some parameters have the wrong shape ({_first(wrong, 2)})",
+            "conv1 maps inplanes → planes (3×3), conv2 maps planes → planes (3×3); bn1 and bn2 have planes channels",
+        )
+    block.load_state_dict(ref.state_dict())
+    block.eval()
+
+    x = torch.randn(2, inplanes, 8, 8, generator=generator)
+    expected_shape = (2, planes, 8 // stride, 8 // stride)
+    x_copy = x.clone()
+    with torch.no_grad():
+        out = student_call(
+            block,
+            x,
+            what=f"the forward pass of {case}",
+            hint="identity = x if self.downsample is None else self.downsample(x); the shapes of F(x) and identity must match",
+        )
+    if not torch.equal(x, x_copy):
+        raise Hint(
+            f"{case} changed its input tensor in place",
+            "keep the input intact: compute identity before modifying anything, and don't apply an in-place ReLU to x",
+        )
+    if not isinstance(out, torch.Tensor):
+        raise Hint(
+            f"{case} returned a {type(out).__name__}, not a tensor", "forward must return the output tensor"
+        )
+    if tuple(out.shape) != expected_shape:
+        hint = "the stride goes on conv1 (the first 3×3 convolution); conv2 always has stride 1"
+        if out.shape[1] != planes:
+            hint = "conv1 maps inplanes → planes channels and conv2 planes → planes"
+        raise Hint(f"{case}: output shape {tuple(out.shape)}, expected {expected_shape}", hint)
+
+    variants = _basic_block_variants(ref, x)
+    if torch.allclose(out, variants["correct"], atol=1e-5, rtol=1e-4):
+        return
+    for mistake, value in variants.items():
+        if mistake != "correct" and torch.allclose(out, value, atol=1e-5, rtol=1e-4):
+            raise Hint(f"{case}: the output matches a block with {mistake}", _BASIC_BLOCK_HINTS[mistake])
+    diff = (out - variants["correct"]).abs().max().item()
+    raise Hint(
+        f"{case}: the output differs from the reference (max abs difference {diff:.3g})",
+        "check the order: conv1 → bn1 → ReLU → conv2 → bn2, then + identity, then ReLU "
+        "(with identity = self.downsample(x) when downsample is given)",
+    )
+
+
+@friendly_check
+def check_basic_block(student_cls: type) -> str:
+    """Check a student's BasicBlock class against :class:`resnet_course.models.BasicBlock`.
+
+    The student's class must take ``(inplanes, planes, stride=1, downsample=None)`` and name its layers like
+    torchvision (``conv1, bn1, conv2, bn2, downsample``). The reference weights (with random BatchNorm
+    statistics) are loaded into it and the outputs compared, for stride 1 and for stride 2 with a 1×1
+    projection shortcut.
+    """
+    if not isinstance(student_cls, type):
+        raise Hint(
+            f"expected a class, got {type(student_cls).__name__}",
+            "pass the class itself: check_basic_block(StudentBlock), not an instance",
+        )
+    generator = torch.Generator().manual_seed(0)
+    _check_one_block(student_cls, 16, 16, 1, generator)
+    _check_one_block(student_cls, 16, 32, 2, generator)
+    return (
+        f"{student_cls.__name__} matches the reference BasicBlock "
+        "(stride 1, and stride 2 with a projection shortcut)"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Notebook 03: assemble ResNet-34
+# --------------------------------------------------------------------------------------------------
+
+
+def _blocks_per_stage(model: nn.Module) -> list[int] | None:
+    stages = []
+    for i in range(1, 10):
+        stage = getattr(model, f"layer{i}", None)
+        if stage is None:
+            break
+        stages.append(len(stage) if isinstance(stage, nn.Sequential) else -1)
+    return stages or None
+
+
+@friendly_check
+def check_resnet34(model: nn.Module) -> str:
+    """Check a student's ResNet-34 (ImageNet layout, 1000 classes) against :func:`resnet_course.models.resnet34`.
+
+    Compares the parameter count, the state-dict keys and shapes, and — after loading the reference's
+    weights — the outputs on a random batch.
+    """
+    from .inspection import count_parameters
+    from .models import resnet34
+
+    if not isinstance(model, nn.Module):
+        raise Hint(
+            f"expected an nn.Module, got {type(model).__name__}",
+            "pass the model instance, e.g. check_resnet34(my_resnet34), not the class or a function",
+        )
+    torch.manual_seed(0)
+    ref = resnet34()
+    expected = count_parameters(ref)
+    got = count_parameters(model)
+    if got != expected:
+        hint = "ResNet-34 is BasicBlock × [3, 4, 6, 3] at widths 64/128/256/512, with the ImageNet stem and 1000 classes"
+        fc = getattr(model, "fc", None)
+        stages = _blocks_per_stage(model)
+        if isinstance(fc, nn.Linear) and fc.out_features != 1000:
+            hint = f"your head has {fc.out_features} outputs; build it for ImageNet's 1000 classes (num_classes=1000)"
+        elif stages is not None and stages != [3, 4, 6, 3]:
+            hint = f"your stages have {stages} blocks; ResNet-34 has [3, 4, 6, 3] (Table 1 of He et al. 2015)"
+        elif isinstance(getattr(model, "conv1", None), nn.Conv2d) and model.conv1.kernel_size != (7, 7):
+            hint = "use the ImageNet stem (7×7 convolution, stride 2, then a 3×3 max-pool)"
+        raise Hint(f"your model has {got:,} parameters; ResNet-34 has {expected:,}", hint)
+
+    missing, unexpected, wrong = _state_dict_diff(model, ref)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {_first(missing, 3)}")
+        if unexpected:
+            parts.append(f"unexpected {_first(unexpected, 3)}")
+        if wrong:
+            parts.append(f"wrong shape {_first(wrong, 2)}")
+        raise Hint(
+            f"the parameter count is right but the state dicts differ: {'; '.join(parts)}",
+            "use the package's blocks and torchvision's names (conv1, bn1, layer1…layer4, fc; downsample for projections)",
+        )
+
+    model = copy.deepcopy(model)  # loading the reference weights must not overwrite the student's model
+    _randomize_batchnorm(ref, torch.Generator().manual_seed(1))
+    student_call(model.load_state_dict, ref.state_dict(), what="load_state_dict")
+    ref.eval()
+    model.eval()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected_out = ref(x)
+        out = student_call(model, x, what="your model's forward pass")
+    if not isinstance(out, torch.Tensor) or out.shape != expected_out.shape:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise Hint(
+            f"output {shape}, expected {tuple(expected_out.shape)}",
+            "the model should return the logits (N, 1000)",
+        )
+    diff = (out - expected_out).abs().max().item()
+    if diff > 1e-4:
+        raise Hint(
+            f"same parameters, but the outputs differ (max abs difference {diff:.3g})",
+            "check the forward order: stem (conv1, bn1, relu, maxpool) → layer1…layer4 → avgpool → flatten → fc",
+        )
+    return f"your ResNet-34 matches the reference: {got:,} parameters, same state dict, same outputs"

@@ -1,0 +1,314 @@
+"""Tests for resnet_course.checks: right answers pass, typical wrong ones fail with the right hint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from resnet_course import checks
+from resnet_course.checks import (
+    CheckResult,
+    Hint,
+    check_basic_block,
+    check_resnet34,
+    friendly_check,
+    student_call,
+)
+from resnet_course.models import BasicBlock, ResNet, resnet18, resnet34
+
+# --------------------------------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def test_check_result_display():
+    assert bool(CheckResult(True, "fine")) and str(CheckResult(True, "fine")) == "✅ fine"
+    bad = CheckResult(False, "wrong", "try this")
+    assert not bad and str(bad) == "❌ wrong\n   Hint: try this"
+
+
+def test_friendly_check_never_raises(capsys):
+    @friendly_check
+    def check_positive(x):
+        if x <= 0:
+            raise Hint(f"{x} is not positive", "use a number > 0")
+        return f"{x} is positive"
+
+    @friendly_check
+    def check_broken(x):
+        return 1 / x
+
+    @friendly_check
+    def check_calls_student(fn):
+        student_call(fn, what="your function")
+        return "ran"
+
+    def student_fn():
+        raise KeyError("oops")
+
+    def stub():
+        raise NotImplementedError
+
+    assert check_positive(3) is True
+    assert "✅ 3 is positive" in capsys.readouterr().out
+    assert check_positive(-1) is False
+    assert "Hint: use a number > 0" in capsys.readouterr().out
+    assert check_broken(0) is False
+    assert "the check could not run: ZeroDivisionError" in capsys.readouterr().out
+    assert check_calls_student(student_fn) is False
+    assert "your function raised KeyError: 'oops'" in capsys.readouterr().out
+    assert check_calls_student(stub) is False
+    assert "replace the stub" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------------
+# Environment report
+# --------------------------------------------------------------------------------------------------
+
+
+def test_environment_report_rows(monkeypatch, tmp_path):
+    monkeypatch.setenv("RESNET_COURSE_PROFILE", "smoke")
+    monkeypatch.setenv("RESNET_COURSE_DATA", str(tmp_path))
+    monkeypatch.delenv("RESNET_COURSE_DATASET", raising=False)
+    report = checks.environment_report()
+    items = {row.item: row for row in report}
+    for name in (
+        "Python",
+        "torch",
+        "torchvision",
+        "device",
+        "profile",
+        "data directory",
+        "CIFAR-10",
+        "Graphviz dot",
+    ):
+        assert name in items
+    assert items["torch"].ok and items["torchvision"].ok  # the test environment has the pinned pair
+    assert items["profile"].value.startswith("smoke")
+    assert items["CIFAR-10"].value == "not found" and items["CIFAR-10"].ok  # smoke does not need it
+    assert all(row.fix for row in report if not row.ok)  # every problem says how to fix it
+    assert "<table>" in report._repr_html_() and "CIFAR-10" in str(report)
+
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    for name in ("data_batch_1", "test_batch"):
+        (tmp_path / "cifar-10-batches-py" / name).write_bytes(b"")
+    monkeypatch.setenv("RESNET_COURSE_PROFILE", "cpu")
+    items = {row.item: row for row in checks.environment_report()}
+    assert items["CIFAR-10"].ok and "found" in items["CIFAR-10"].value
+
+
+def test_environment_report_flags_missing_cifar_and_bad_profile(monkeypatch, tmp_path):
+    monkeypatch.setenv("RESNET_COURSE_DATA", str(tmp_path))
+    monkeypatch.delenv("RESNET_COURSE_DATASET", raising=False)
+    monkeypatch.setenv("RESNET_COURSE_PROFILE", "cpu")
+    items = {row.item: row for row in checks.environment_report()}
+    assert not items["CIFAR-10"].ok and "cifar-10-python.tar.gz" in items["CIFAR-10"].fix
+    monkeypatch.setenv("RESNET_COURSE_PROFILE", "turbo")
+    report = checks.environment_report()
+    items = {row.item: row for row in report}
+    assert not items["profile"].ok and "RESNET_COURSE_PROFILE" in items["profile"].fix
+    assert not report.ok
+
+
+def test_environment_report_custom_dataset(monkeypatch, tmp_path):
+    for cls in ("cats", "dogs"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+    monkeypatch.setenv("RESNET_COURSE_PROFILE", "smoke")
+    monkeypatch.setenv("RESNET_COURSE_DATASET", str(tmp_path / "imgs"))
+    items = {row.item: row for row in checks.environment_report()}
+    assert items["your dataset"].ok and "2 classes" in items["your dataset"].value
+
+
+def test_environment_report_graphviz_missing(monkeypatch):
+    monkeypatch.setattr(checks.shutil, "which", lambda name: None)
+    items = {row.item: row for row in checks.environment_report()}
+    assert not items["Graphviz dot"].ok and "apt-get install graphviz" in items["Graphviz dot"].fix
+
+
+# --------------------------------------------------------------------------------------------------
+# check_basic_block
+# --------------------------------------------------------------------------------------------------
+
+
+class GoodBlock(nn.Module):
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def residual(self, x):
+        return self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+
+    def shortcut(self, x):
+        return x if self.downsample is None else self.downsample(x)
+
+    def forward(self, x):
+        return torch.relu(self.residual(x) + self.shortcut(x))
+
+
+class NoFinalRelu(GoodBlock):
+    def forward(self, x):
+        return self.residual(x) + self.shortcut(x)
+
+
+class ReluBeforeAdd(GoodBlock):
+    def forward(self, x):
+        return torch.relu(self.residual(x)) + self.shortcut(x)
+
+
+class NoShortcut(GoodBlock):
+    def forward(self, x):
+        return torch.relu(self.residual(x))
+
+
+class IgnoresDownsample(GoodBlock):
+    def forward(self, x):
+        return torch.relu(self.residual(x) + x)
+
+
+class StrideOnConv2(GoodBlock):
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__(inplanes, planes, stride, downsample)
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+
+
+class ConvWithBias(GoodBlock):
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__(inplanes, planes, stride, downsample)
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=True)
+
+
+class OtherNames(nn.Module):
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.c1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+
+    def forward(self, x):
+        return self.c1(x)
+
+
+class InplaceOnInput(GoodBlock):
+    def forward(self, x):
+        out = self.residual(x) + self.shortcut(x)
+        x.relu_()
+        return torch.relu(out)
+
+
+class WrongSignature(GoodBlock):
+    def __init__(self, channels):
+        super().__init__(channels, channels)
+
+
+class Stub(GoodBlock):
+    def forward(self, x):
+        raise NotImplementedError
+
+
+def _run(capsys, obj):
+    ok = check_basic_block(obj)
+    return ok, capsys.readouterr().out
+
+
+def test_basic_block_reference_and_correct_solution_pass(capsys):
+    for cls in (BasicBlock, GoodBlock):
+        ok, out = _run(capsys, cls)
+        assert ok and out.startswith("✅"), out
+
+
+@pytest.mark.parametrize(
+    "cls, expected",
+    [
+        (NoFinalRelu, "ReLU *after* adding the shortcut"),
+        (ReluBeforeAdd, "the ReLU comes after the addition"),
+        (NoShortcut, "add the shortcut"),
+        (IgnoresDownsample, "self.downsample(x)"),
+        (StrideOnConv2, "differs from the reference"),
+        (ConvWithBias, "bias=False"),
+        (OtherNames, "name the layers conv1, bn1, conv2, bn2"),
+        (InplaceOnInput, "changed its input tensor in place"),
+        (WrongSignature, "(inplanes, planes, stride=1, downsample=None)"),
+        (Stub, "NotImplementedError"),
+    ],
+)
+def test_basic_block_typical_mistakes(capsys, cls, expected):
+    ok, out = _run(capsys, cls)
+    assert ok is False
+    assert out.startswith("❌") and "Hint:" in out
+    assert expected in out, out
+
+
+def test_basic_block_wants_a_class(capsys):
+    ok, out = _run(capsys, GoodBlock(16, 16))
+    assert not ok and "pass the class itself" in out
+
+
+# --------------------------------------------------------------------------------------------------
+# check_resnet34
+# --------------------------------------------------------------------------------------------------
+
+
+def test_resnet34_correct_solutions_pass(capsys):
+    model = ResNet(BasicBlock, [3, 4, 6, 3], num_classes=1000, stem="imagenet")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert check_resnet34(model) is True
+    out = capsys.readouterr().out
+    assert out.startswith("✅") and "21,797,672" in out
+    # the check works on a copy: the student's weights are untouched
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert check_resnet34(resnet34()) is True
+    capsys.readouterr()
+
+
+def test_resnet34_parameter_count_matches_paper_figure():
+    from resnet_course.inspection import count_parameters
+
+    assert count_parameters(resnet34()) == 21_797_672  # torchvision's documented figure
+
+
+@pytest.mark.parametrize(
+    "model, expected",
+    [
+        (lambda: resnet18(), "[3, 4, 6, 3]"),
+        (lambda: ResNet(BasicBlock, [3, 4, 6, 3], num_classes=10), "1000 classes"),
+        (lambda: ResNet(BasicBlock, [3, 4, 6, 3], num_classes=1000, stem="cifar"), "ImageNet stem"),
+        (lambda: nn.Linear(3, 4), "parameters; ResNet-34 has 21,797,672"),
+        (lambda: ResNet, "pass the model instance"),
+    ],
+)
+def test_resnet34_typical_mistakes(capsys, model, expected):
+    assert check_resnet34(model()) is False
+    out = capsys.readouterr().out
+    assert out.startswith("❌") and expected in out, out
+
+
+class Renamed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = resnet34()
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class SkipsMaxPool(ResNet):
+    def __init__(self):
+        super().__init__(BasicBlock, [3, 4, 6, 3])
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        for stage in self.stages:
+            x = stage(x)
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def test_resnet34_wrong_names_and_wrong_forward(capsys):
+    assert check_resnet34(Renamed()) is False
+    out = capsys.readouterr().out
+    assert "state dicts differ" in out and "net.conv1.weight" in out
+    assert check_resnet34(SkipsMaxPool()) is False
+    assert "outputs differ" in capsys.readouterr().out
