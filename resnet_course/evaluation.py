@@ -175,7 +175,7 @@ def plot_confusion_matrix(
         cbar_kws={"label": "% of true class" if normalize else "count"},
         annot_kws={"fontsize": 8 if n > 10 else 10},
     )
-    fontsize = 10 if n <= 10 else (8 if n <= 30 else 5)
+    fontsize = 10 if n <= 10 else (8 if n <= 30 else 7)
     ax.tick_params(axis="x", labelrotation=90, labelsize=fontsize)
     ax.tick_params(axis="y", labelrotation=0, labelsize=fontsize)
     ax.set_xlabel("predicted class")
