@@ -184,3 +184,10 @@ def test_results_table_mean_std_over_seeds():
         ev.results_table([{"name": "x", "accuracy": 0.5}])
     with pytest.raises(ValueError, match="no runs"):
         ev.results_table([])
+
+
+def test_real_predictions_object_is_accepted():
+    training = pytest.importorskip("resnet_course.training")
+    fake = _fake_predictions()
+    real = training.Predictions(fake.labels, fake.preds, fake.probs)
+    assert ev.mistake_indices(real).tolist() == [3, 4, 2]

@@ -118,3 +118,15 @@ def test_plot_results_from_table():
     np.testing.assert_allclose(heights, [80, 90])
     with pytest.raises(ValueError, match="results_table"):
         plots.plot_results(table, metric="seconds")
+
+
+def test_training_curves_accept_the_real_history_without_validation():
+    training = pytest.importorskip("resnet_course.training")
+    h = training.History(label="resnet20")
+    for e in range(1, 4):
+        h.append(epoch=e, train_loss=1.0 / e, train_acc=0.3 * e, val_loss=None, val_acc=None, lr=0.1, seconds=1.0)
+    h.best_epoch = 3  # the training engine marks the last epoch when there is no validation split
+    fig = plots.plot_training_curves(h)
+    labels = [line.get_label() for line in fig.axes[1].get_lines()]
+    assert "resnet20 val" not in labels and "resnet20 best (epoch 3)" in labels
+    assert _line(fig.axes[1], "resnet20 best (epoch 3)").get_ydata()[0] == pytest.approx(90.0)
