@@ -1,0 +1,230 @@
+"""Size profiles: one object holding every size knob the notebooks use.
+
+Three profiles cover the settings the course runs in:
+
+* ``smoke`` — CI and offline classrooms: the generated ``shapes10`` dataset, tiny sizes, notebooks in seconds;
+* ``cpu`` — a 2–4 core laptop: real CIFAR-10 subsets and small models, each notebook within about 5 minutes;
+* ``gpu`` — the full recipes (full CIFAR-10, ResNet-18, long enough runs to reproduce the papers' curves).
+
+:func:`get_profile` picks one from the ``RESNET_COURSE_PROFILE`` environment variable, otherwise ``gpu`` when
+CUDA or Apple MPS is available and ``cpu`` otherwise. ``RESNET_COURSE_DATASET`` switches the dataset of every
+profile at once (``cifar10``, ``shapes10`` or the path of an ImageFolder root): the one place where a teacher
+points the whole course at their own images. :func:`data_dir` is the one directory where datasets are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .devices import accelerator_available
+
+__all__ = [
+    "Profile",
+    "PROFILES",
+    "PROFILE_ENV",
+    "DATASET_ENV",
+    "DATA_ENV",
+    "get_profile",
+    "data_dir",
+    "resolve_dataset_spec",
+]
+
+PROFILE_ENV = "RESNET_COURSE_PROFILE"
+DATASET_ENV = "RESNET_COURSE_DATASET"
+DATA_ENV = "RESNET_COURSE_DATA"
+DATASET_NAMES = ("cifar10", "shapes10")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every size knob of the course in one place. ``print(profile)`` shows them as a table."""
+
+    name: str  # smoke / cpu / gpu
+    dataset: str  # "cifar10", "shapes10" or the path of an ImageFolder root (see load_data)
+    train_size: int | None  # training images used (stratified subset); None = all
+    test_size: int | None  # test images used (stratified subset); None = all
+    val_fraction: float  # share of the training images held out for validation (model selection)
+    batch_size: int  # mini-batch size of the main trainings
+    epochs: int  # epochs of the main ResNet training (notebook 05)
+    model: str  # main model, a name for resnet_course.models.create
+    degradation_models: tuple[str, ...]  # plain vs residual nets compared in the degradation experiment
+    degradation_epochs: int  # epochs of each degradation run
+    degradation_train_size: int | None  # training images of each degradation run; None = all
+    gradient_depths: tuple[int, ...]  # depths of plainN/resnetN in the gradient-norm-at-init plot
+    transfer_image_size: int  # input size for transfer learning from ImageNet weights
+    transfer_train_size: int | None  # training images for transfer learning; None = all
+    transfer_epochs: int  # fine-tuning epochs in the transfer-learning notebook
+    tricks_epochs: int  # epochs of each run in the training-tricks comparison
+    n_seeds: int  # repetitions with different seeds where a notebook reports mean ± spread
+    num_workers: int  # DataLoader worker processes for the classic (PIL/transforms) path
+    seed: int  # base random seed (data split, subsets, initialisation)
+    eval_batch_size: int = 1000  # batch size for evaluation and prediction (no gradients, so larger)
+    preview_images: int = 32  # images shown in image grids of the data notebook
+    benchmark_images: int = 2000  # images timed when the data notebook compares input pipelines
+    chosen_by: str = field(default="", compare=False)  # how this profile was selected (for display)
+
+    def replace(self, **changes: Any) -> Profile:
+        """A copy with some knobs changed, e.g. ``profile.replace(epochs=3)``."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The knobs as a plain dict (for logging or JSON)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "chosen_by"}
+
+    @property
+    def uses_substitute_data(self) -> bool:
+        """True when the profile trains on the generated ``shapes10`` dataset instead of CIFAR-10."""
+        return self.dataset == "shapes10"
+
+    def __str__(self) -> str:
+        rows = [(k, _fmt(v)) for k, v in self.as_dict().items()]
+        width = max(len(k) for k, _ in rows)
+        title = f"Profile {self.name!r}" + (f" ({self.chosen_by})" if self.chosen_by else "")
+        lines = [title, "-" * max(len(title), width + 12)]
+        lines += [f"{k:<{width}}  {v}" for k, v in rows]
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython shows the table
+        printer.text(str(self))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "all"
+    if isinstance(value, tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        dataset="shapes10",
+        train_size=1000,
+        test_size=500,
+        val_fraction=0.1,
+        batch_size=128,
+        epochs=2,
+        model="resnet20",
+        degradation_models=("plain20", "resnet20"),
+        degradation_epochs=1,
+        degradation_train_size=500,
+        gradient_depths=(20, 32),
+        transfer_image_size=32,
+        transfer_train_size=200,
+        transfer_epochs=1,
+        tricks_epochs=1,
+        n_seeds=1,
+        num_workers=0,
+        seed=0,
+        eval_batch_size=500,
+        preview_images=16,
+        benchmark_images=256,
+    ),
+    "cpu": Profile(
+        name="cpu",
+        dataset="cifar10",
+        train_size=10_000,
+        test_size=2_000,
+        val_fraction=0.1,
+        batch_size=128,
+        epochs=8,
+        model="resnet20",
+        degradation_models=("plain20", "plain32", "resnet20", "resnet32"),
+        degradation_epochs=5,
+        degradation_train_size=4_000,
+        gradient_depths=(20, 32, 56),
+        transfer_image_size=64,
+        transfer_train_size=1_000,
+        transfer_epochs=2,
+        tricks_epochs=3,
+        n_seeds=1,
+        num_workers=2,
+        seed=0,
+        eval_batch_size=500,
+        preview_images=32,
+        benchmark_images=2_000,
+    ),
+    "gpu": Profile(
+        name="gpu",
+        dataset="cifar10",
+        train_size=None,
+        test_size=None,
+        val_fraction=0.1,
+        batch_size=512,
+        epochs=35,
+        model="resnet18",
+        degradation_models=("plain20", "plain56", "resnet20", "resnet56"),
+        degradation_epochs=40,
+        degradation_train_size=None,
+        gradient_depths=(20, 32, 44, 56, 110),
+        transfer_image_size=128,
+        transfer_train_size=10_000,
+        transfer_epochs=5,
+        tricks_epochs=15,
+        n_seeds=3,
+        num_workers=4,
+        seed=0,
+        eval_batch_size=1000,
+        preview_images=32,
+        benchmark_images=10_000,
+    ),
+}
+
+
+def resolve_dataset_spec(spec: str) -> str:
+    """Check a dataset spec: ``"cifar10"``, ``"shapes10"`` or an existing ImageFolder directory (absolute)."""
+    spec = spec.strip()
+    if spec.lower() in DATASET_NAMES:
+        return spec.lower()
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    raise ValueError(
+        f"dataset {spec!r} is neither one of {', '.join(DATASET_NAMES)} nor an existing directory; "
+        "give 'cifar10', 'shapes10' or the path of an ImageFolder root (one subfolder per class)"
+    )
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile ``name``; by default from ``RESNET_COURSE_PROFILE``, else ``gpu``/``cpu`` by hardware.
+
+    ``RESNET_COURSE_DATASET``, when set, replaces the dataset of the returned profile. Raises ``ValueError``
+    naming the valid profiles for an unknown name.
+    """
+    if name is not None:
+        chosen_by = "requested"
+    elif os.environ.get(PROFILE_ENV, "").strip():
+        name = os.environ[PROFILE_ENV].strip()
+        chosen_by = f"{PROFILE_ENV}={name}"
+    else:
+        name = "gpu" if accelerator_available() else "cpu"
+        chosen_by = "auto: " + ("GPU found" if name == "gpu" else "no GPU found")
+    key = name.strip().lower()
+    if key not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid profiles are: {', '.join(PROFILES)}")
+    profile = PROFILES[key]
+    dataset_override = os.environ.get(DATASET_ENV, "").strip()
+    if dataset_override:
+        try:
+            dataset = resolve_dataset_spec(dataset_override)
+        except ValueError as err:
+            raise ValueError(f"{DATASET_ENV}: {err}") from None
+        profile = profile.replace(dataset=dataset)
+        chosen_by += f", {DATASET_ENV}={dataset_override}"
+    return profile.replace(chosen_by=chosen_by)
+
+
+def data_dir() -> Path:
+    """Where datasets live: ``RESNET_COURSE_DATA`` if set, else ``$XDG_CACHE_HOME/resnet_course``
+    (``~/.cache/resnet_course`` when ``XDG_CACHE_HOME`` is unset). Shared by all notebooks; not created."""
+    env = os.environ.get(DATA_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = Path(cache).expanduser() if cache else Path.home() / ".cache"
+    return base / "resnet_course"
