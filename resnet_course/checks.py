@@ -585,3 +585,220 @@ def check_resnet34(model: nn.Module) -> str:
             "check the forward order: stem (conv1, bn1, relu, maxpool) → layer1…layer4 → avgpool → flatten → fc",
         )
     return f"your ResNet-34 matches the reference: {got:,} parameters, same state dict, same outputs"
+
+
+# --- notebook 06 ---
+# --------------------------------------------------------------------------------------------------
+# Notebook 06: per-class recall from a confusion matrix
+# --------------------------------------------------------------------------------------------------
+
+
+def _labels_from_confusion(cm: Any) -> tuple[Any, Any]:
+    """``(labels, preds)`` arrays whose confusion matrix is ``cm`` (rows = true, columns = predicted)."""
+    import numpy as np
+
+    cm = np.asarray(cm, dtype=int)
+    labels, preds = [], []
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            labels += [i] * int(cm[i, j])
+            preds += [j] * int(cm[i, j])
+    return np.array(labels, dtype=np.int64), np.array(preds, dtype=np.int64)
+
+
+@friendly_check
+def check_recall_from_confusion(recall_fn: Callable[[Any], Any]) -> str:
+    """Notebook 06: ``recall_fn(cm)`` must return each class's recall (diagonal / row sum), NaN for an empty class.
+
+    The reference is :func:`resnet_course.evaluation.per_class_accuracy` on labels and predictions that
+    produce the same matrix.
+    """
+    import numpy as np
+
+    from .evaluation import per_class_accuracy
+
+    rng = np.random.default_rng(6)
+    cases = [
+        np.array([[5, 1], [3, 1]]),
+        rng.integers(0, 20, size=(4, 4)) + np.diag(rng.integers(10, 40, size=4)),
+        np.array([[7, 2, 1], [0, 0, 0], [4, 0, 9]]),  # class 1 has no test images
+        rng.integers(0, 8, size=(10, 10)) + np.diag(rng.integers(20, 60, size=10)),
+    ]
+    for cm in cases:
+        n = cm.shape[0]
+        labels, preds = _labels_from_confusion(cm)
+        expected = per_class_accuracy(labels, preds, n)
+        got = student_call(recall_fn, cm.copy(), what="recall_from_confusion(cm)")
+        try:
+            got = np.asarray(got.detach().cpu() if isinstance(got, torch.Tensor) else got, dtype=float)
+        except (TypeError, ValueError):
+            raise Hint(
+                f"recall_from_confusion returned {type(got).__name__}", "return a 1-D NumPy array"
+            ) from None
+        if got.shape != (n,):
+            raise Hint(
+                f"for a {n}×{n} matrix your function returned shape {got.shape}",
+                f"return one recall per class: a 1-D array of length {n}",
+            )
+        empty = np.isnan(expected)
+        if np.allclose(got[~empty], expected[~empty], atol=1e-9) and not np.array_equal(np.isnan(got), empty):
+            raise Hint(
+                "the recalls are right, but a class with no images should give NaN",
+                "an all-zero row has no recall (0 / 0); return np.nan there, e.g. with np.where(support > 0, ..., np.nan)",
+            )
+        if not np.allclose(got, expected, atol=1e-9, equal_nan=True):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                precision = np.diag(cm) / cm.sum(axis=0)
+            if np.allclose(got[~empty], precision[~empty], atol=1e-9, equal_nan=True):
+                raise Hint(
+                    "you computed precision (diagonal / column sums)",
+                    "recall divides by the row sums: rows are the true classes, cm.sum(axis=1)",
+                )
+            raise Hint(
+                f"for cm = {cm.tolist()} you returned {np.round(got, 4).tolist()}, "
+                f"expected {np.round(expected, 4).tolist()}",
+                "recall of class i = cm[i, i] / (sum of row i)",
+            )
+    return "recall_from_confusion matches the package on 4 matrices, including one with an empty class"
+
+
+# --- notebook 07 ---
+# --------------------------------------------------------------------------------------------------
+# Notebook 07: find the parameter that gets no gradient
+# --------------------------------------------------------------------------------------------------
+
+_BUG_ATTRIBUTE = "_gradient_bug_parameter"
+
+
+def gradient_bug_model(seed: int = 0, num_classes: int = 10) -> nn.Module:
+    """Notebook 07's exercise: a ResNet-20 with one hidden bug that stops one weight from learning.
+
+    Inside one residual block, the output of the first convolution is detached from the autograd graph
+    (a forward hook returns ``output.detach()`` — the effect of a stray ``.detach()``, ``.item()``, NumPy
+    round trip or ``torch.no_grad()`` block in a ``forward``). No gradient reaches that convolution's weight;
+    every other parameter still gets one (the shortcut carries the gradient past the cut). Which block is
+    chosen depends on ``seed``.
+    """
+    from .models import create
+
+    torch.manual_seed(seed)
+    model = create("resnet20", num_classes=num_classes)
+    candidates = [
+        f"{name}.conv1" for name, m in model.named_modules() if name.count(".") == 1 and hasattr(m, "conv1")
+    ]
+    chosen = candidates[
+        int(torch.randint(len(candidates), (1,), generator=torch.Generator().manual_seed(seed)))
+    ]
+    dict(model.named_modules())[chosen].register_forward_hook(lambda _m, _inputs, output: output.detach())
+    setattr(model, _BUG_ATTRIBUTE, f"{chosen}.weight")
+    return model
+
+
+@friendly_check
+def check_gradient_bug(answer: Any, model: nn.Module) -> str:
+    """Notebook 07: ``answer`` names the parameter of :func:`gradient_bug_model` that gets no gradient.
+
+    The parameter's name (``"layer2.1.conv1.weight"``) and its module's name (``"layer2.1.conv1"``) are
+    both accepted.
+    """
+    truth = getattr(model, _BUG_ATTRIBUTE, None)
+    if truth is None:
+        raise Hint("this is not the exercise's model", "pass the model from checks.gradient_bug_model(...)")
+    if not isinstance(answer, str):
+        raise Hint(
+            f"your answer is a {type(answer).__name__}",
+            "answer with a name string such as 'layer1.0.conv2.weight'",
+        )
+    name = answer.strip()
+    if name in (truth, truth.removesuffix(".weight")):
+        return f"right: {truth} gets no gradient (its output is detached from the graph), so it never learns"
+    params = dict(model.named_parameters())
+    if name not in params and f"{name}.weight" not in params:
+        raise Hint(
+            f"{name!r} is not a parameter or layer of this model",
+            "use a name from the 'name' column of parameter_grad_norms(model), e.g. 'layer1.0.conv1.weight'",
+        )
+    p = params.get(name, params.get(f"{name}.weight"))
+    if p.grad is None:
+        raise Hint(
+            f"{name!r} has no gradient yet — did you run loss.backward() on this model?",
+            "run one forward and backward pass, then read parameter_grad_norms(model)",
+        )
+    raise Hint(
+        f"{name!r} does get a gradient (norm {float(p.grad.norm()):.3g})",
+        "look for the row with grad_is_none = True (or grad_norm NaN) although requires_grad is True",
+    )
+
+
+# --- notebook 10 ---
+# --------------------------------------------------------------------------------------------------
+# Notebook 10: top-k classes from logits
+# --------------------------------------------------------------------------------------------------
+
+
+def _tiny_classifier() -> Any:
+    """A small random :class:`~resnet_course.inference.Classifier` (7 classes, 8×8 images) to check against."""
+    from .inference import Classifier
+
+    torch.manual_seed(10)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 7))
+    with torch.no_grad():
+        model[1].weight.mul_(20.0)  # spread the logits so that no two probabilities tie
+    classes = ["apple", "bee", "cloud", "dune", "elm", "fern", "gull"]
+    return Classifier(model, classes, {"image_size": 8, "mean": [0.5] * 3, "std": [0.25] * 3})
+
+
+@friendly_check
+def check_top_k(top_k_fn: Callable[..., Any]) -> str:
+    """Notebook 10: ``top_k_fn(logits, classes, k)`` must equal ``Classifier.predict(image, top_k=k)[0]``.
+
+    ``logits`` is the model's 1-D output for one image; the answer is ``[(class name, probability), ...]``,
+    most probable first, ``min(k, number of classes)`` pairs, probabilities from the softmax.
+    """
+    clf = _tiny_classifier()
+    gen = torch.Generator().manual_seed(11)
+    images = [torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8, generator=gen) for _ in range(3)]
+    for image, k in zip(images, (5, 1, 7), strict=True):
+        expected = clf.predict(image, top_k=k)[0]
+        with torch.no_grad():
+            logits = clf.model(clf.prepare(image))[0]
+        got = student_call(
+            top_k_fn, logits.clone(), list(clf.classes), k, what=f"top_k(logits, classes, k={k})"
+        )
+        try:
+            pairs = [(str(name), float(p)) for name, p in got]
+        except (TypeError, ValueError):
+            raise Hint(
+                f"top_k returned {type(got).__name__} that is not a list of (name, probability) pairs",
+                "return e.g. [('cat', 0.71), ('dog', 0.20), ...]",
+            ) from None
+        if len(pairs) != len(expected):
+            raise Hint(
+                f"for k={k} you returned {len(pairs)} pairs, expected {len(expected)}",
+                "return exactly k pairs (k ≤ number of classes here)",
+            )
+        names = [n for n, _ in pairs]
+        if names == [n for n, _ in reversed(expected)] and k > 1:
+            raise Hint(
+                "the classes are in ascending order", "put the most probable class first (sort descending)"
+            )
+        if names != [n for n, _ in expected]:
+            if all(n.lstrip("-").isdigit() for n in names):
+                raise Hint("you returned class indices, not names", "look the names up: classes[i]")
+            raise Hint(
+                f"for k={k} your classes are {names}, expected {[n for n, _ in expected]}",
+                "take the k largest entries (torch.topk or argsort), best first",
+            )
+        probs = [p for _, p in pairs]
+        want = [p for _, p in expected]
+        if any(abs(a - b) > 1e-5 for a, b in zip(probs, want, strict=True)):
+            if any(p < 0 or p > 1 for p in probs) or abs(sum(probs) - sum(want)) > 1e-3:
+                raise Hint(
+                    "the classes are right but the numbers are not probabilities",
+                    "apply the softmax to the logits first: logits.softmax(0)",
+                )
+            raise Hint(
+                f"probabilities {probs} differ from {want}",
+                "use the softmax over all classes, then take the top k",
+            )
+    return "top_k agrees with Classifier.predict (names and probabilities) for k = 5, 1 and all 7 classes"

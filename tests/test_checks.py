@@ -312,3 +312,115 @@ def test_resnet34_wrong_names_and_wrong_forward(capsys):
     assert "state dicts differ" in out and "net.conv1.weight" in out
     assert check_resnet34(SkipsMaxPool()) is False
     assert "outputs differ" in capsys.readouterr().out
+
+
+# --- notebook 06 ---
+# --------------------------------------------------------------------------------------------------
+# Notebook 06: recall from a confusion matrix
+# --------------------------------------------------------------------------------------------------
+
+
+def _recall(cm):
+    import numpy as np
+
+    cm = np.asarray(cm, dtype=float)
+    support = cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(cm) / support, np.nan)
+
+
+def test_check_recall_from_confusion_passes_the_solution(capsys):
+    assert checks.check_recall_from_confusion(_recall) is True
+    assert "✅" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "hint"),
+    [
+        (lambda cm: _recall(cm.T), "precision"),  # column sums instead of row sums
+        (
+            lambda cm: __import__("numpy").nan_to_num(_recall(cm)),
+            "np.nan",
+        ),  # 0 instead of NaN for an empty class
+        (lambda cm: cm / cm.sum(), "1-D array"),  # the normalised matrix, not one recall per class
+        (lambda cm: 1 / 0, "ZeroDivisionError"),
+    ],
+)
+def test_check_recall_from_confusion_fails_with_a_hint(wrong, hint, capsys):
+    assert checks.check_recall_from_confusion(wrong) is False
+    assert hint in capsys.readouterr().out
+
+
+# --- notebook 07 ---
+# --------------------------------------------------------------------------------------------------
+# Notebook 07: the parameter without a gradient
+# --------------------------------------------------------------------------------------------------
+
+
+def _backward_once(model):
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 2, 3])
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gradient_bug_model_has_exactly_one_parameter_without_gradient(seed):
+    model = checks.gradient_bug_model(seed)
+    _backward_once(model)
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    assert no_grad == [model._gradient_bug_parameter]
+    assert all(p.requires_grad for p in model.parameters())  # hidden from a requires_grad scan
+
+
+def test_check_gradient_bug(capsys):
+    model = checks.gradient_bug_model(1)
+    _backward_once(model)
+    truth = model._gradient_bug_parameter
+    assert checks.check_gradient_bug(truth, model) is True
+    assert checks.check_gradient_bug(truth.removesuffix(".weight"), model) is True
+    capsys.readouterr()
+    assert checks.check_gradient_bug("fc.weight", model) is False
+    assert "does get a gradient" in capsys.readouterr().out
+    assert checks.check_gradient_bug("no.such.layer", model) is False
+    assert "not a parameter" in capsys.readouterr().out
+    assert checks.check_gradient_bug(3, model) is False
+    assert checks.check_gradient_bug(truth, resnet18(num_classes=10)) is False  # not the exercise's model
+
+
+# --- notebook 10 ---
+# --------------------------------------------------------------------------------------------------
+# Notebook 10: top-k from logits
+# --------------------------------------------------------------------------------------------------
+
+
+def _top_k(logits, classes, k=5):
+    values, indices = logits.softmax(0).topk(min(k, len(classes)))
+    return [(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
+
+
+def test_check_top_k_passes_the_solution(capsys):
+    assert checks.check_top_k(_top_k) is True
+    assert "✅" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "hint"),
+    [
+        (lambda logits, classes, k: list(reversed(_top_k(logits, classes, k))), "descending"),
+        (
+            lambda logits, classes, k: [
+                (c, float(v))
+                for (c, _), v in zip(
+                    _top_k(logits, classes, k), logits.sort(descending=True).values, strict=False
+                )
+            ],
+            "softmax",
+        ),  # logits instead of probabilities
+        (lambda logits, classes, k: _top_k(logits, classes, 5), "pairs"),  # ignores k
+        (lambda logits, classes, k: [(str(i), 0.5) for i in range(k)], "indices"),
+        (lambda logits, classes, k: 42, "list of (name, probability)"),
+    ],
+)
+def test_check_top_k_fails_with_a_hint(wrong, hint, capsys):
+    assert checks.check_top_k(wrong) is False
+    assert hint in capsys.readouterr().out
