@@ -16,7 +16,8 @@ cell becomes::
 
 ``clean`` prepares a notebook for a commit: it clears every output and execution count, except the outputs of
 cells whose source starts with ``# NBVAL_CHECK_OUTPUT`` (nbval compares those in CI), drops execution
-timestamps and widget state, and sets the kernelspec to ``python3``. ``--check`` changes nothing and exits
+timestamps and widget state, merges consecutive stream outputs (as nbval does before comparing), and sets
+the kernelspec to ``python3``. ``--check`` changes nothing and exits
 with status 1 when a notebook is not clean (for CI or a pre-commit hook).
 """
 
@@ -67,9 +68,32 @@ def _tags(cell) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
+def _coalesce_streams(outputs: list) -> list:
+    """Merge consecutive stream outputs of the same name (stdout/stderr), as nbval does before comparing."""
+    merged: list = []
+    for out in outputs:
+        prev = merged[-1] if merged else None
+        if (
+            prev is not None
+            and out.get("output_type") == "stream"
+            and prev.get("output_type") == "stream"
+            and prev.get("name") == out.get("name")
+        ):
+            prev["text"] = _text(prev) + _text(out)
+        else:
+            merged.append(out)
+    return merged
+
+
+def _text(output) -> str:
+    text = output.get("text", "")
+    return "".join(text) if isinstance(text, list) else text
+
+
 def _strip_outputs(cell, keep_outputs: bool) -> None:
     cell["execution_count"] = None
     if keep_outputs:
+        cell["outputs"] = _coalesce_streams(cell.get("outputs", []))
         for out in cell.get("outputs", []):
             if "execution_count" in out:
                 out["execution_count"] = None

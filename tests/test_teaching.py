@@ -17,7 +17,10 @@ def _notebook():
     nb.metadata["kernelspec"] = {"name": "my-venv", "display_name": "Old", "language": "python"}
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     checked = new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(11_689_512)", execution_count=3)
-    checked.outputs = [new_output("stream", name="stdout", text="11689512\n")]
+    checked.outputs = [
+        new_output("stream", name="stdout", text="11689"),
+        new_output("stream", name="stdout", text="512\n"),
+    ]
     plain = new_code_cell("print(torch.randn(1))", execution_count=4)
     plain.outputs = [new_output("stream", name="stdout", text="tensor([0.3])\n")]
     plain.metadata["execution"] = {"iopub.status.busy": "2024-01-01T00:00:00"}
@@ -45,7 +48,7 @@ def test_clean_keeps_only_checked_outputs(tmp_path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     checked, plain, result, solution = nb.cells[1:5]
-    assert checked.outputs[0]["text"] == "11689512\n"
+    assert len(checked.outputs) == 1 and checked.outputs[0]["text"] == "11689512\n"  # streams merged
     assert plain.outputs == [] and result.outputs == [] and solution.outputs == []
     assert all(c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
     assert "execution" not in plain.metadata
