@@ -1,0 +1,138 @@
+"""The in-notebook classifier widget: simulated uploads and example picks show what ``predict`` returns."""
+
+from __future__ import annotations
+
+import datetime
+import io
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from PIL import Image
+
+from resnet_course.checkpoints import CheckpointError, save_checkpoint
+from resnet_course.inference import Classifier
+from resnet_course.models import create
+from resnet_course.widgets import ClassifierWidget, classifier_widget
+
+CLASSES = ["circle", "square", "triangle"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny untrained 3-class checkpoint (nothing is trained)."""
+    torch.manual_seed(0)
+    model = create("resnet20", num_classes=len(CLASSES)).eval()
+    path = tmp_path_factory.mktemp("widgets") / "tiny.pt"
+    save_checkpoint(
+        model,
+        path,
+        classes=CLASSES,
+        preprocess={"image_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+        metrics={"test_accuracy": 0.75},
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def classifier(ckpt: Path) -> Classifier:
+    return Classifier.from_checkpoint(ckpt, device="cpu")
+
+
+def examples() -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(3)
+    return {f"test #{i}": torch.randint(0, 256, (3, 32, 32), generator=gen, dtype=torch.uint8) for i in range(3)}
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upload(widget: ClassifierWidget, name: str, content: bytes) -> None:
+    """What the browser sends: ipywidgets 8's FileUpload value (a tuple of dicts)."""
+    widget.upload.value = (
+        {
+            "name": name,
+            "type": "image/png",
+            "size": len(content),
+            "content": memoryview(content),
+            "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+        },
+    )
+
+
+def assert_same(shown: list[tuple[str, float]], expected: list[tuple[str, float]]) -> None:
+    assert [n for n, _ in shown] == [n for n, _ in expected]
+    assert [p for _, p in shown] == pytest.approx([p for _, p in expected], abs=1e-6)
+
+
+def test_picking_an_example_shows_predict_top_k(classifier: Classifier) -> None:
+    ex = examples()
+    widget = classifier_widget(classifier, examples=ex)
+    assert widget.examples_dropdown is not None
+    widget.examples_dropdown.value = 1  # "test #1"
+    expected = classifier.predict([ex["test #1"]], top_k=5)[0]
+    assert len(expected) == len(CLASSES)
+    assert_same(widget.displayed_predictions(), expected)
+    assert widget.predictions == [(n, pytest.approx(p)) for n, p in expected]
+    assert widget.message.value == ""
+    assert widget.image.value[:8] == b"\x89PNG\r\n\x1a\n"
+    assert expected[0][0] in widget.caption.value and "test #1" in widget.caption.value
+
+
+def test_upload_shows_predict_top_k_for_grayscale_png(ckpt: Path, classifier: Classifier) -> None:
+    widget = classifier_widget(ckpt)  # built from a checkpoint path
+    assert widget.examples_dropdown is None
+    gen = torch.Generator().manual_seed(4)
+    gray = Image.fromarray(torch.randint(0, 256, (50, 40), generator=gen, dtype=torch.uint8).numpy(), "L")
+    upload(widget, "gray.png", png_bytes(gray))
+    expected = classifier.predict([gray], top_k=5)[0]
+    assert_same(widget.displayed_predictions(), expected)
+    assert widget.message.value == ""
+
+
+def test_bad_upload_is_a_readable_message_and_a_good_one_recovers(classifier: Classifier) -> None:
+    widget = classifier_widget(classifier)
+    upload(widget, "notes.png", b"this is not an image")
+    assert "notes.png" in widget.message.value
+    assert "not an image" in widget.message.value
+    assert widget.displayed_predictions() == []
+    assert widget.predictions is None
+    rgba = Image.new("RGBA", (20, 20), (10, 200, 30, 128))
+    upload(widget, "rgba.png", png_bytes(rgba))
+    assert widget.message.value == ""
+    assert_same(widget.displayed_predictions(), classifier.predict([rgba], top_k=5)[0])
+
+
+def test_top_k_and_header(classifier: Classifier) -> None:
+    widget = classifier_widget(classifier, top_k=2)
+    assert len(widget.bar_rows) == 2
+    header = widget.children[0].value
+    assert "resnet20" in header and "75.00 %" in header and "3 classes" in header
+    widget.classify(examples()["test #0"], "x")
+    assert_same(widget.displayed_predictions(), classifier.predict([examples()["test #0"]], top_k=2)[0])
+
+
+def test_examples_from_an_image_tensors_like_dataset(classifier: Classifier) -> None:
+    ex = examples()
+    data = SimpleNamespace(images=torch.stack(list(ex.values())), labels=torch.tensor([2, 0, 1]), classes=CLASSES)
+    widget = classifier_widget(classifier, examples=data)
+    labels = [label for label, _ in widget.examples_dropdown.options]
+    assert labels[1:] == ["#0: triangle", "#1: circle", "#2: square"]
+    widget.examples_dropdown.value = 2
+    assert_same(widget.displayed_predictions(), classifier.predict([data.images[2]], top_k=5)[0])
+
+
+def test_bad_arguments_raise_clear_errors(ckpt: Path, classifier: Classifier) -> None:
+    with pytest.raises(CheckpointError, match="nowhere.pt"):
+        classifier_widget(ckpt.with_name("nowhere.pt"))
+    with pytest.raises(TypeError, match="Classifier or a checkpoint path"):
+        classifier_widget(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="examples must be"):
+        classifier_widget(classifier, examples=3)
+    widget = classifier_widget(classifier, examples={"float": torch.zeros(3, 8, 8)})
+    widget.examples_dropdown.value = 0
+    assert "uint8" in widget.message.value and widget.predictions is None
