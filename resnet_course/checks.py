@@ -802,3 +802,229 @@ def check_top_k(top_k_fn: Callable[..., Any]) -> str:
                 "use the softmax over all classes, then take the top k",
             )
     return "top_k agrees with Classifier.predict (names and probabilities) for k = 5, 1 and all 7 classes"
+
+
+# --- notebook 01 ---
+# --------------------------------------------------------------------------------------------------
+# Notebook 01: final-epoch training error from training histories
+# --------------------------------------------------------------------------------------------------
+
+
+def _series(history: Any, key: str) -> list[Any]:
+    values = history.get(key) if isinstance(history, dict) else getattr(history, key, None)
+    return list(values or [])
+
+
+@friendly_check
+def check_final_train_errors(errors_fn: Callable[[Any], Any], histories: dict[str, Any]) -> str:
+    """Check ``errors_fn(histories) -> {name: final-epoch training error as a fraction}``.
+
+    ``histories`` maps run names to :class:`resnet_course.training.History` objects (or dicts with
+    ``train_acc``/``val_acc`` lists). Recognised mistakes: percentages instead of fractions, accuracy instead of
+    error, the best epoch instead of the final one, validation instead of training accuracy, missing runs.
+    """
+    import math
+
+    if not histories:
+        raise Hint("there are no training histories to check against", "run the training cells above first")
+    got = student_call(errors_fn, histories, what="final_train_errors(histories)")
+    if not isinstance(got, dict):
+        raise Hint(
+            f"expected a dict {{run name: error}}, got {type(got).__name__}",
+            "return e.g. {name: ... for name, h in histories.items()}",
+        )
+    missing = [name for name in histories if name not in got]
+    if missing:
+        raise Hint(f"no value for {_first(missing)}", "return one entry per run in histories")
+    for name, h in histories.items():
+        train = [float(a) for a in _series(h, "train_acc")]
+        if not train:
+            raise Hint(f"run {name!r} has no recorded epochs", "train it first (its History is empty)")
+        try:
+            value = float(got[name])
+        except (TypeError, ValueError):
+            raise Hint(f"the value for {name!r} is {got[name]!r}, not a number", "return floats") from None
+        expected = 1.0 - train[-1]
+        if math.isclose(value, expected, abs_tol=1e-6):
+            continue
+        val = [a for a in _series(h, "val_acc") if a is not None]
+        if math.isclose(value, 100 * expected, abs_tol=1e-4) and value > 1:
+            hint = "give fractions in [0, 1], not percentages (the package uses fractions everywhere)"
+        elif math.isclose(value, train[-1], abs_tol=1e-6):
+            hint = "that is the accuracy; the error is 1 − accuracy"
+        elif math.isclose(value, 1.0 - max(train), abs_tol=1e-6):
+            hint = "that is the best epoch's error; use the final epoch, h.train_acc[-1]"
+        elif math.isclose(value, 1.0 - train[0], abs_tol=1e-6):
+            hint = "that is the first epoch; the final one is the last entry, h.train_acc[-1]"
+        elif val and math.isclose(value, 1.0 - float(val[-1]), abs_tol=1e-6):
+            hint = "that is the validation error; the training error uses h.train_acc"
+        else:
+            hint = "training error = 1 − h.train_acc[-1]"
+        raise Hint(f"{name}: got {value:.4g}, expected {expected:.4g}", hint)
+    return f"final-epoch training errors are right for all {len(histories)} runs"
+
+
+# --- notebook 04 ---
+# --------------------------------------------------------------------------------------------------
+# Notebook 04: per-channel mean and standard deviation of an image set
+# --------------------------------------------------------------------------------------------------
+
+
+def _three_floats(value: Any, what: str) -> tuple[float, ...]:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().flatten().tolist()
+    try:
+        out = tuple(float(v) for v in value)
+    except TypeError:
+        raise Hint(
+            f"{what} is a {type(value).__name__}, not 3 numbers", "return one value per channel (R, G, B)"
+        ) from None
+    if len(out) != 3:
+        raise Hint(
+            f"{what} has {len(out)} values, expected 3 (one per channel)",
+            "reduce over the image, height and width dimensions: images.float().mean(dim=(0, 2, 3))",
+        )
+    return out
+
+
+@friendly_check
+def check_mean_std(mean_std_fn: Callable[[torch.Tensor], Any], images: Any) -> str:
+    """Check ``mean_std_fn(images) -> (mean, std)``: per-channel statistics over all pixels of all images,
+    pixel values scaled to [0, 1], for uint8 ``(N, 3, H, W)`` images.
+
+    Compared with :func:`resnet_course.data.compute_mean_std` on ``images`` (a tensor or ``ImageTensors``)
+    and on a second, random image set (so a hard-coded answer fails).
+    """
+    import math
+
+    from .data import compute_mean_std, mean_per_image_std
+
+    x = images.images if hasattr(images, "images") else images
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4:
+        raise Hint("pass the uint8 image tensor (N, 3, H, W), e.g. data.train.images", "")
+    g = torch.Generator().manual_seed(0)
+    other = (torch.rand(64, 3, 8, 8, generator=g) * torch.tensor([255.0, 120.0, 60.0]).view(1, 3, 1, 1)).to(
+        torch.uint8
+    )
+    for data, label in ((x, "your images"), (other, "a second, random image set")):
+        result = student_call(mean_std_fn, data.clone(), what="your function")
+        if not isinstance(result, tuple | list) or len(result) != 2:
+            raise Hint("return a pair (mean, std)", "e.g. return mean.tolist(), std.tolist()")
+        mean, std = _three_floats(result[0], "mean"), _three_floats(result[1], "std")
+        want_mean, want_std = compute_mean_std(data)
+        if not all(math.isclose(a, b, abs_tol=1e-3) for a, b in zip(mean, want_mean, strict=True)):
+            if all(
+                math.isclose(a, 255 * b, rel_tol=1e-3, abs_tol=0.1)
+                for a, b in zip(mean, want_mean, strict=True)
+            ):
+                hint = "scale the pixels to [0, 1] first: images.float() / 255"
+            else:
+                hint = "average every pixel of every image per channel: dims (0, 2, 3) of (N, C, H, W)"
+            raise Hint(
+                f"on {label} your mean is {tuple(round(m, 4) for m in mean)}, expected "
+                f"{tuple(round(m, 4) for m in want_mean)}",
+                hint,
+            )
+        if all(math.isclose(a, b, abs_tol=2e-4) for a, b in zip(std, want_std, strict=True)):
+            continue
+        per_image = mean_per_image_std(data)
+        if all(math.isclose(a, b, abs_tol=2e-4) for a, b in zip(std, per_image, strict=True)):
+            hint = (
+                "that is the mean of per-image stds (the 0.2023-style value); take the std over all pixels of "
+                "all images at once: dims (0, 2, 3)"
+            )
+        elif all(
+            math.isclose(a, 255 * b, rel_tol=1e-3, abs_tol=0.1) for a, b in zip(std, want_std, strict=True)
+        ):
+            hint = "scale the pixels to [0, 1] first: images.float() / 255"
+        else:
+            hint = "std over all pixels of all images per channel: x.std(dim=(0, 2, 3))"
+        raise Hint(
+            f"on {label} your std is {tuple(round(s, 4) for s in std)}, expected {tuple(round(s, 4) for s in want_std)}",
+            hint,
+        )
+    return "your per-channel mean and std match compute_mean_std"
+
+
+# --- notebook 05 ---
+# --------------------------------------------------------------------------------------------------
+# Notebook 05: learning rate of a warm-up + cosine schedule; which split selects the model
+# --------------------------------------------------------------------------------------------------
+
+
+@friendly_check
+def check_warmup_cosine_lr(lr_fn: Callable[[int, float, int, int], Any]) -> str:
+    """Check ``lr_fn(step, base_lr, warmup_steps, total_steps)`` against the engine's ``"cosine"`` schedule
+    (:func:`resnet_course.schedules.lr_curve`): linear warm-up from ``0.1 × base_lr`` over ``warmup_steps``
+    optimizer steps, then cosine annealing to 0 over the remaining steps. Steps are counted from 0."""
+    import math
+
+    from .schedules import lr_curve
+    from .training import TrainConfig
+
+    cases = [
+        (10, 2.0, 7, 0.4),
+        (4, 1.0, 25, 0.1),
+        (3, 0.0, 10, 0.05),
+    ]  # epochs, warm-up epochs, steps/epoch, lr
+    for epochs, warmup_epochs, steps_per_epoch, lr in cases:
+        config = TrainConfig(epochs=epochs, schedule="cosine", warmup_epochs=warmup_epochs, lr=lr)
+        curve = lr_curve(config, steps_per_epoch)
+        total = epochs * steps_per_epoch
+        warmup = round(warmup_epochs * steps_per_epoch)
+        probes = sorted({0, 1, max(warmup - 1, 0), warmup, warmup + 1, (warmup + total) // 2, total - 1})
+        for step in probes:
+            got = student_call(lr_fn, step, lr, warmup, total, what=f"lr_at({step}, {lr}, {warmup}, {total})")
+            try:
+                got = float(got)
+            except (TypeError, ValueError):
+                raise Hint(f"lr_at returned {got!r}, not a number", "return a float") from None
+            want = curve[step]
+            if math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9):
+                continue
+            where = f"lr_at({step}, base_lr={lr}, warmup_steps={warmup}, total_steps={total}) = {got:.6g}, expected {want:.6g}"
+            if step < warmup:
+                if math.isclose(got, lr * step / warmup, rel_tol=1e-6, abs_tol=1e-12):
+                    hint = (
+                        "warm-up starts at 0.1 × base_lr, not 0: base_lr × (0.1 + 0.9 × step / warmup_steps)"
+                    )
+                else:
+                    hint = "during warm-up: base_lr × (0.1 + 0.9 × step / warmup_steps)"
+            else:
+                t, span = step - warmup, total - warmup
+                if math.isclose(got, 0.5 * lr * (1 + math.cos(math.pi * step / total)), rel_tol=1e-6):
+                    hint = "the cosine starts after the warm-up: use t = step − warmup_steps over total_steps − warmup_steps"
+                elif span > 1 and math.isclose(
+                    got, 0.5 * lr * (1 + math.cos(math.pi * t / (span - 1))), rel_tol=1e-6
+                ):
+                    hint = "the cosine spans total_steps − warmup_steps steps (it would reach 0 one step after the last)"
+                else:
+                    hint = "after warm-up: 0.5 × base_lr × (1 + cos(π × (step − warmup_steps) / (total_steps − warmup_steps)))"
+            raise Hint(where, hint)
+    return "your warm-up + cosine learning rate matches the engine's schedule at every probed step"
+
+
+@friendly_check
+def check_model_selection_split(answer: Any) -> str:
+    """Which split should pick the epoch, learning rate or model? ``"train"``, ``"val"`` or ``"test"``."""
+    text = str(answer).strip().lower()
+    aliases = {"validation": "val", "valid": "val", "training": "train"}
+    text = aliases.get(text, text)
+    if text == "val":
+        return (
+            "the validation split: choose with it, then evaluate the chosen model on the test split once; "
+            "its accuracy is then an unbiased estimate"
+        )
+    if text == "test":
+        raise Hint(
+            "choosing with the test split makes its accuracy optimistic (you picked the luckiest option on it)",
+            "keep the test split for one final measurement; choose with a split held out of the training data",
+        )
+    if text == "train":
+        raise Hint(
+            "training accuracy rewards memorising: the biggest, longest-trained model always wins on it",
+            "choose with data the model was not trained on, but not the test split",
+        )
+    raise Hint(
+        f"{answer!r} is not one of 'train', 'val', 'test'", "answer with the name of a split, e.g. 'val'"
+    )

@@ -424,3 +424,155 @@ def test_check_top_k_passes_the_solution(capsys):
 def test_check_top_k_fails_with_a_hint(wrong, hint, capsys):
     assert checks.check_top_k(wrong) is False
     assert hint in capsys.readouterr().out
+
+
+# --- notebook 01 ---
+# --------------------------------------------------------------------------------------------------
+# check_final_train_errors
+# --------------------------------------------------------------------------------------------------
+
+
+def _histories():
+    from resnet_course.training import History
+
+    a = History(label="plain20")
+    b = History(label="resnet20")
+    for i, (ta, tb) in enumerate([(0.30, 0.35), (0.55, 0.60), (0.50, 0.70)], start=1):
+        a.append(epoch=i, train_loss=1.0, train_acc=ta, val_loss=1.0, val_acc=ta - 0.05, lr=0.1, seconds=1.0)
+        b.append(epoch=i, train_loss=1.0, train_acc=tb, val_loss=1.0, val_acc=tb - 0.05, lr=0.1, seconds=1.0)
+    return {"plain20": a, "resnet20": b}
+
+
+def test_check_final_train_errors_passes_the_solution(capsys):
+    hs = _histories()
+    assert (
+        checks.check_final_train_errors(lambda h: {n: 1 - x.train_acc[-1] for n, x in h.items()}, hs) is True
+    )
+    assert "✅" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "hint"),
+    [
+        (lambda h: {n: 100 * (1 - x.train_acc[-1]) for n, x in h.items()}, "not percentages"),
+        (lambda h: {n: x.train_acc[-1] for n, x in h.items()}, "1 − accuracy"),
+        (lambda h: {n: 1 - max(x.train_acc) for n, x in h.items()}, "use the final epoch"),
+        (lambda h: {n: 1 - x.val_acc[-1] for n, x in h.items()}, "validation error"),
+        (lambda h: {"plain20": 0.5}, "no value for resnet20"),
+        (lambda h: [0.5, 0.3], "expected a dict"),
+        (lambda h: 1 / 0, "ZeroDivisionError"),
+    ],
+)
+def test_check_final_train_errors_fails_with_a_hint(wrong, hint, capsys):
+    assert checks.check_final_train_errors(wrong, _histories()) is False
+    out = capsys.readouterr().out
+    assert out.startswith("❌") and hint in out, out
+
+
+# --- notebook 04 ---
+# --------------------------------------------------------------------------------------------------
+# check_mean_std
+# --------------------------------------------------------------------------------------------------
+
+
+def _images():
+    g = torch.Generator().manual_seed(3)
+    return torch.randint(0, 256, (20, 3, 6, 6), generator=g, dtype=torch.uint8)
+
+
+def _mean_std(images):
+    x = images.float() / 255
+    return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3), correction=0).tolist()
+
+
+def test_check_mean_std_passes_the_solution_and_compute_mean_std(capsys):
+    from resnet_course.data import compute_mean_std
+
+    assert checks.check_mean_std(_mean_std, _images()) is True
+    assert checks.check_mean_std(compute_mean_std, _images()) is True
+    assert capsys.readouterr().out.count("✅") == 2
+
+
+@pytest.mark.parametrize(
+    ("wrong", "hint"),
+    [
+        (lambda x: (x.float().mean(dim=(0, 2, 3)), x.float().std(dim=(0, 2, 3))), "scale the pixels"),
+        (
+            lambda x: (
+                (x.float() / 255).mean(dim=(0, 2, 3)),
+                (x.float() / 255).std(dim=(2, 3), correction=0).mean(dim=0),
+            ),
+            "mean of per-image stds",
+        ),
+        (lambda x: ((x.float() / 255).mean(dim=(0, 1, 2)), [0.2] * 3), "one per channel"),
+        (lambda x: ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)), "expected"),  # hard-coded
+        (lambda x: (0.5, 0.5), "not 3 numbers"),
+        (lambda x: 42, "pair (mean, std)"),
+    ],
+)
+def test_check_mean_std_fails_with_a_hint(wrong, hint, capsys):
+    assert checks.check_mean_std(wrong, _images()) is False
+    out = capsys.readouterr().out
+    assert out.startswith("❌") and hint in out, out
+
+
+def test_check_mean_std_rejects_an_answer_hard_coded_for_the_given_images(capsys):
+    fixed = _mean_std(_images())
+    assert checks.check_mean_std(lambda x: fixed, _images()) is False
+    assert "second, random image set" in capsys.readouterr().out
+
+
+# --- notebook 05 ---
+# --------------------------------------------------------------------------------------------------
+# check_warmup_cosine_lr, check_model_selection_split
+# --------------------------------------------------------------------------------------------------
+
+
+def _lr_at(step, base_lr, warmup_steps, total_steps):
+    import math
+
+    if step < warmup_steps:
+        return base_lr * (0.1 + 0.9 * step / warmup_steps)
+    return 0.5 * base_lr * (1 + math.cos(math.pi * (step - warmup_steps) / (total_steps - warmup_steps)))
+
+
+def test_check_warmup_cosine_lr_passes_the_solution(capsys):
+    assert checks.check_warmup_cosine_lr(_lr_at) is True
+    assert "✅" in capsys.readouterr().out
+
+
+def _no_warmup_offset(step, base_lr, warmup_steps, total_steps):
+    import math
+
+    if step < warmup_steps:
+        return base_lr * (0.1 + 0.9 * step / warmup_steps)
+    return 0.5 * base_lr * (1 + math.cos(math.pi * step / total_steps))
+
+
+@pytest.mark.parametrize(
+    ("wrong", "hint"),
+    [
+        (lambda s, lr, w, t: lr * s / w if s < w else _lr_at(s, lr, w, t), "starts at 0.1 × base_lr"),
+        (_no_warmup_offset, "the cosine starts after the warm-up"),
+        (lambda s, lr, w, t: _lr_at(s + 1, lr, w, t) if s + 1 < t else 0.0, "expected"),  # off by one
+        (lambda s, lr, w, t: lr, "expected"),
+        (lambda s, lr, w, t: "0.1", "expected"),
+        (lambda s, lr, w, t: None, "not a number"),
+    ],
+)
+def test_check_warmup_cosine_lr_fails_with_a_hint(wrong, hint, capsys):
+    assert checks.check_warmup_cosine_lr(wrong) is False
+    out = capsys.readouterr().out
+    assert out.startswith("❌") and hint in out, out
+
+
+def test_check_model_selection_split(capsys):
+    assert checks.check_model_selection_split("val") is True
+    assert checks.check_model_selection_split(" Validation ") is True
+    capsys.readouterr()
+    assert checks.check_model_selection_split("test") is False
+    assert "optimistic" in capsys.readouterr().out
+    assert checks.check_model_selection_split("train") is False
+    assert "memorising" in capsys.readouterr().out
+    assert checks.check_model_selection_split(3) is False
+    assert "not one of" in capsys.readouterr().out
