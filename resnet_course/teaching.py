@@ -14,8 +14,9 @@ cell becomes::
     # YOUR CODE HERE
     raise NotImplementedError("...")
 
-``clean`` prepares a notebook for a commit: it clears every output and execution count, except the outputs of
-cells whose source starts with ``# NBVAL_CHECK_OUTPUT`` (nbval compares those in CI), drops execution
+``clean`` prepares a notebook for a commit: it clears every output and execution count, except in cells whose
+source starts with ``# NBVAL_CHECK_OUTPUT`` (nbval compares those in CI; they keep their outputs and get their
+position among the code cells as execution count, which nbval requires), drops execution
 timestamps and widget state, merges consecutive stream outputs (as nbval does before comparing), and sets
 the kernelspec to ``python3``. ``--check`` changes nothing and exits
 with status 1 when a notebook is not clean (for CI or a pre-commit hook).
@@ -90,15 +91,22 @@ def _text(output) -> str:
     return "".join(text) if isinstance(text, list) else text
 
 
-def _strip_outputs(cell, keep_outputs: bool) -> None:
-    cell["execution_count"] = None
-    if keep_outputs:
-        cell["outputs"] = _coalesce_streams(cell.get("outputs", []))
-        for out in cell.get("outputs", []):
+def _strip_outputs(cell, keep_outputs: bool, position: int) -> None:
+    """Clear a code cell, or (``keep_outputs``) keep its outputs with a normalised execution count.
+
+    nbval refuses a cell with outputs but no execution count ("unrun reference cell has outputs"), so a kept
+    cell gets ``position`` — its 1-based index among the code cells, as in one top-to-bottom run — which
+    is stable from one run to the next (no spurious diffs).
+    """
+    if keep_outputs and cell.get("outputs"):
+        cell["execution_count"] = position
+        cell["outputs"] = _coalesce_streams(cell["outputs"])
+        for out in cell["outputs"]:
             if "execution_count" in out:
-                out["execution_count"] = None
+                out["execution_count"] = position
             out.get("metadata", {}).pop("transient", None)
     else:
+        cell["execution_count"] = None
         cell["outputs"] = []
 
 
@@ -107,12 +115,14 @@ def clean_notebook(nb, keep_checked: bool = True):
 
     With ``keep_checked=False`` every output goes, including those of ``# NBVAL_CHECK_OUTPUT`` cells.
     """
+    position = 0
     for cell in nb.cells:
         md = cell.setdefault("metadata", {})
         for key in _VOLATILE_CELL_METADATA:
             md.pop(key, None)
         if cell.get("cell_type") == "code":
-            _strip_outputs(cell, keep_outputs=keep_checked and is_checked_cell(cell))
+            position += 1
+            _strip_outputs(cell, keep_outputs=keep_checked and is_checked_cell(cell), position=position)
         elif "attachments" in cell and not cell["attachments"]:
             del cell["attachments"]
     nb.metadata.pop("widgets", None)

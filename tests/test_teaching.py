@@ -50,7 +50,9 @@ def test_clean_keeps_only_checked_outputs(tmp_path):
     checked, plain, result, solution = nb.cells[1:5]
     assert len(checked.outputs) == 1 and checked.outputs[0]["text"] == "11689512\n"  # streams merged
     assert plain.outputs == [] and result.outputs == [] and solution.outputs == []
-    assert all(c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    # nbval needs an execution count on a cell with reference outputs: its position among the code cells
+    assert checked.execution_count == 1
+    assert all(c.get("execution_count") is None for c in (plain, result, solution))
     assert "execution" not in plain.metadata
     assert nb.metadata["kernelspec"]["name"] == "python3"
     assert "widgets" not in nb.metadata
@@ -118,3 +120,34 @@ def test_module_entry_point(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "cleaned" in proc.stdout
+
+
+def test_cleaned_notebook_passes_nbval(tmp_path):
+    """The point of `clean`: the committed notebook must pass `pytest --nbval-lax` (checked outputs compared)."""
+    pytest.importorskip("nbval")
+    nb = new_notebook()
+    checked = new_code_cell("# NBVAL_CHECK_OUTPUT\nfor i in range(3):\n    print(i * i)", execution_count=7)
+    checked.outputs = [new_output("stream", name="stdout", text=t) for t in ("0\n", "1\n", "4\n")]
+    varying = new_code_cell("import random\nprint(random.random())", execution_count=8)
+    varying.outputs = [new_output("stream", name="stdout", text="0.123\n")]
+    nb.cells = [checked, varying]
+    path = _write(nb, tmp_path / "nbval_roundtrip.ipynb")
+    teaching.clean_files([path])
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    # and a wrong reference output is caught
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].outputs[0]["text"] = "0\n1\n5\n"
+    _write(nb, path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode != 0
