@@ -85,6 +85,9 @@ def test_transforms(
     return v2.Compose(steps)
 
 
+test_transforms.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported by tests
+
+
 def denormalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """Undo :func:`v2.Normalize`: ``x * std + mean``, clamped to [0, 1], for ``(C, H, W)`` or ``(N, C, H, W)``
     float tensors. The result can be shown with matplotlib after ``permute(1, 2, 0)``."""
