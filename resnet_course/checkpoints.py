@@ -138,11 +138,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights only" in str(e).lower() or "weights_only" in str(e):
+        if "unsupported global" in str(e).lower():
             raise CheckpointError(
                 f"{path}: contains Python objects that a safe load refuses; it was not written by resnet_course"
             ) from None
-        raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint ({_first_line(e)})") from None
+        raise CheckpointError(f"{path}: corrupt or truncated, not a readable PyTorch checkpoint") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, AttributeError) as e:
         raise CheckpointError(f"{path}: corrupt or truncated, not a readable PyTorch checkpoint ({_first_line(e)})") from None
     if not isinstance(ckpt, dict) or "format" not in ckpt:

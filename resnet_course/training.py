@@ -847,6 +847,7 @@ def _train_one_epoch(
     t0 = time.perf_counter()
     check_every = 1 if device.type == "cpu" else 20
     in_swa = run.swa_schedule is not None
+    last_lr: float | None = None  # learning rate of the epoch's last optimizer step (what History records)
     model.train()
     optimizer.zero_grad(set_to_none=True)
     bar = tqdm(total=n_batches, initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
@@ -876,6 +877,7 @@ def _train_one_epoch(
                 if config.grad_clip is not None:
                     run.scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                last_lr = float(optimizer.param_groups[0]["lr"])
                 run.scaler.step(optimizer)
                 run.scaler.update()
                 optimizer.zero_grad(set_to_none=True)
@@ -910,7 +912,7 @@ def _train_one_epoch(
     if val_loader is not None:
         metrics = evaluate(model, val_loader, amp_dtype=amp_dtype)
         val_loss, val_acc = metrics["loss"], metrics["accuracy"]
-    lr = float(optimizer.param_groups[0]["lr"])
+    lr = last_lr if last_lr is not None else float(optimizer.param_groups[0]["lr"])
     if in_swa:
         run.swa_model.update_parameters(model)  # type: ignore[union-attr]
         run.swa_schedule.step()  # type: ignore[union-attr]
