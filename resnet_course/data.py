@@ -36,6 +36,7 @@ __all__ = [
     "DatasetUnavailableError",
     "CorruptDatasetError",
     "load_data",
+    "load_profile_data",
     "load_cifar10",
     "load_imagefolder",
     "compute_mean_std",
@@ -753,3 +754,23 @@ def load_data(
         notice=notice,
         root=data_root,
     )
+
+
+def load_profile_data(profile: Any = None, *, fallback: bool = True, **overrides: Any) -> DataBundle:
+    """:func:`load_data` with the sizes of a :class:`~resnet_course.profiles.Profile` (default: the active
+    one from :func:`~resnet_course.profiles.get_profile`): its ``dataset``, ``train_size``, ``test_size``,
+    ``val_fraction`` and ``seed``. ``overrides`` replace any :func:`load_data` argument, e.g.
+    ``train_size=profile.degradation_train_size``. Notebooks use this with ``fallback=True``."""
+    from .profiles import get_profile
+
+    profile = get_profile(profile) if profile is None or isinstance(profile, str) else profile
+    kwargs: dict[str, Any] = {
+        "val_fraction": profile.val_fraction,
+        "seed": profile.seed,
+        "train_size": profile.train_size,
+        "test_size": profile.test_size,
+        "fallback": fallback,
+    }
+    kwargs.update(overrides)
+    spec = kwargs.pop("spec", profile.dataset)
+    return load_data(spec, **kwargs)

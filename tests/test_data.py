@@ -322,3 +322,12 @@ def test_imagefolder_test_classes_must_exist_in_train(tmp_path, make_imagefolder
     (tmp_path / "tmp" / "red" / "0.png").rename(tmp_path / "test" / "purple" / "0.png")
     with pytest.raises(ValueError, match="purple"):
         load_imagefolder(tmp_path)
+
+
+def test_load_profile_data_uses_the_profile_sizes(monkeypatch):
+    from resnet_course.data import load_profile_data
+
+    monkeypatch.delenv("RESNET_COURSE_DATASET", raising=False)
+    bundle = load_profile_data("smoke", train_size=100)
+    assert bundle.name == "shapes10"
+    assert len(bundle.train) + len(bundle.val) == 100 and len(bundle.test) == 500
