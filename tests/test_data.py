@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets.utils  # noqa: F401  (imported up front: the timing tests measure the network only)
 
 from resnet_course import data as D
 from resnet_course.data import (
