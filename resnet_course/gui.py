@@ -478,6 +478,8 @@ class MainWindow(QMainWindow):
                 self.show_message(f"Could not classify the image: {text}", error=True)
             elif job_id == self._folder_job:
                 self.show_message(f"Folder classification stopped: {text}", error=True)
+            if job_id in (self._checkpoint_job, self._image_job, self._folder_job):
+                self.statusBar().showMessage("Failed — see the message above")
         finally:
             self._finish()
 
@@ -514,6 +516,7 @@ class MainWindow(QMainWindow):
         self._show_model_info()
         name = classifier.info.get("model", "model")
         self.show_message(f"Loaded {name} from {self.checkpoint_path}.", error=False)
+        self.statusBar().showMessage(f"Model {name} ready")
         if self.image_path is not None:
             self.open_image(self.image_path)
 
@@ -544,6 +547,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Classifying {path.name}…" if classifier else f"Opening {path.name}…")
         if classifier is not None:
             self.show_message("", error=False)
+        elif not loading_model:
+            self.show_message(NO_CHECKPOINT_HINT, error=False)
         self._submit(job)
 
     def _image_classified(self, result: dict[str, Any]) -> None:
@@ -560,7 +565,8 @@ class MainWindow(QMainWindow):
         if self.predictions is None:
             self._clear_bars()
             self.image_caption.setText("; ".join(notes))
-            if self._checkpoint_job not in self._jobs:
+            self.statusBar().showMessage(f"{path.name}: no model loaded")
+            if self._checkpoint_job not in self._jobs and not self.message_is_error:
                 self.show_message(NO_CHECKPOINT_HINT, error=False)
             return
         preprocess = getattr(self.classifier, "preprocess", None) or {}
@@ -666,6 +672,7 @@ class MainWindow(QMainWindow):
         if errors:
             text += f"; {errors} could not be read (see the error column)"
         self.show_message(text + ".", error=False)
+        self.statusBar().showMessage(text)
 
     def save_csv(self, path: str | os.PathLike[str]) -> bool:
         """Write the folder table to ``path`` as CSV (``file,top1_class,probability,error``).

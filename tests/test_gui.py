@@ -171,6 +171,15 @@ def test_failed_checkpoint_keeps_the_previous_model(qtbot, window, files) -> Non
     assert window.message_is_error and "still loaded" in window.message()
 
 
+def test_run_app_with_a_bad_checkpoint_keeps_the_error_visible(qtbot, window, files) -> None:
+    window.load_checkpoint(files["bad_ckpt"])
+    with qtbot.waitSignal(window.idle, timeout=WAIT_MS):
+        window.open_image(files["rgb"])  # opened while the checkpoint is still loading
+    assert window.classifier is None
+    assert window.displayed_pixmap_size() == (40, 30)
+    assert window.message_is_error and files["bad_ckpt"].name in window.message()
+
+
 # ---- one image ------------------------------------------------------------------------------------------
 
 
