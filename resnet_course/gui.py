@@ -55,7 +55,7 @@ try:
 except ImportError as _exc:  # pragma: no cover - exercised only where PySide6 is absent
     raise ImportError(
         "The desktop app needs PySide6, which is not installed (or fails to load: "
-        f"{_exc}). Install it with:  pip install \"resnet-course[gui]\"   "
+        f'{_exc}). Install it with:  pip install "resnet-course[gui]"   '
         "(or: pip install PySide6-Essentials)"
     ) from _exc
 
@@ -90,6 +90,7 @@ NO_CHECKPOINT_HINT = (
 )
 
 TOP_K = 5
+_OPEN_WINDOWS: list[Any] = []  # windows opened by run_app inside an application that someone else runs
 _INFERENCE_THREADS = max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1))
 PREVIEW_MAX_SIDE = 1024  # the display copy of an image is at most this many pixels per side
 _TABLE_HEADERS = ("file", "top-1 class", "probability", "error")
@@ -169,7 +170,11 @@ class _ImageJob(_Job):
             seconds = time.perf_counter() - start
         preview, size, mode = _load_preview(self.path)
         return {
-            "predictions": predictions, "seconds": seconds, "preview": preview, "size": size, "mode": mode,
+            "predictions": predictions,
+            "seconds": seconds,
+            "preview": preview,
+            "size": size,
+            "mode": mode,
         }
 
 
@@ -797,7 +802,10 @@ def run_app(
     if image is not None:
         window.open_image(image)
     if screenshot is None:
-        return app.exec() if created else 0
+        if created:
+            return app.exec()
+        _OPEN_WINDOWS.append(window)  # an outside event loop (e.g. IPython's %gui qt) shows it; keep it alive
+        return 0
 
     target = Path(screenshot)
     outcome = {"code": 1}

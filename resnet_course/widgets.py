@@ -64,9 +64,7 @@ def _normalise_examples(examples: Any) -> list[tuple[str, Any]]:
         return []
     if all(hasattr(examples, a) for a in ("images", "labels", "classes")):
         n = min(len(examples.images), MAX_EXAMPLES_FROM_DATASET)
-        return [
-            (f"#{i}: {examples.classes[int(examples.labels[i])]}", examples.images[i]) for i in range(n)
-        ]
+        return [(f"#{i}: {examples.classes[int(examples.labels[i])]}", examples.images[i]) for i in range(n)]
     if isinstance(examples, Mapping):
         return [(str(k), v) for k, v in examples.items()]
     if isinstance(examples, Sequence) and not isinstance(examples, (str, bytes)):
@@ -182,7 +180,8 @@ class ClassifierWidget(widgets.VBox):
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             reason = "not a recognised image format" if isinstance(exc, UnidentifiedImageError) else str(exc)
             self._show_error(
-                f"{name} is not an image that can be read ({reason}). Upload a PNG, JPEG, BMP or similar file."
+                f"{name} is not an image that can be read ({reason}). "
+                "Upload a PNG, JPEG, BMP or similar file."
             )
             return
         self.classify(image, name)

@@ -105,9 +105,7 @@ def open_image(qtbot, window: gui.MainWindow, path: Path) -> None:
 
 def shown_bars(window: gui.MainWindow) -> list[tuple[str, float]]:
     """(class, probability) as the visible bars show them."""
-    return [
-        (row.name.text(), row.bar.value() / 1000) for row in window.probability_rows if row.isVisible()
-    ]
+    return [(row.name.text(), row.bar.value() / 1000) for row in window.probability_rows if row.isVisible()]
 
 
 # ---- no model -------------------------------------------------------------------------------------------

@@ -42,7 +42,9 @@ def classifier(ckpt: Path) -> Classifier:
 
 def examples() -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(3)
-    return {f"test #{i}": torch.randint(0, 256, (3, 32, 32), generator=gen, dtype=torch.uint8) for i in range(3)}
+    return {
+        f"test #{i}": torch.randint(0, 256, (3, 32, 32), generator=gen, dtype=torch.uint8) for i in range(3)
+    }
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -118,7 +120,8 @@ def test_top_k_and_header(classifier: Classifier) -> None:
 
 def test_examples_from_an_image_tensors_like_dataset(classifier: Classifier) -> None:
     ex = examples()
-    data = SimpleNamespace(images=torch.stack(list(ex.values())), labels=torch.tensor([2, 0, 1]), classes=CLASSES)
+    images = torch.stack(list(ex.values()))
+    data = SimpleNamespace(images=images, labels=torch.tensor([2, 0, 1]), classes=CLASSES)
     widget = classifier_widget(classifier, examples=data)
     labels = [label for label, _ in widget.examples_dropdown.options]
     assert labels[1:] == ["#0: triangle", "#1: circle", "#2: square"]
