@@ -102,11 +102,13 @@ def build_schedule(optimizer: Optimizer, config: TrainConfig, steps_per_epoch: i
     start = config.warmup_start_factor
     if name == "onecycle":
         max_lrs = [g["lr"] for g in optimizer.param_groups]
-        pct = min(max(warmup / total, 1.0 / total), 0.5) if total > 1 else 0.5
+        total = max(total, 2)
+        # OneCycleLR needs more than one warm-up step and at least one annealing step.
+        pct = min(max(warmup, 1.5) / total, 0.75)
         sched = lrs.OneCycleLR(
             optimizer,
             max_lr=max_lrs,
-            total_steps=max(total, 2),
+            total_steps=total,
             pct_start=pct,
             anneal_strategy=config.onecycle_anneal,
             cycle_momentum=False,

@@ -848,6 +848,10 @@ def _train_one_epoch(
     check_every = 1 if device.type == "cpu" else 20
     in_swa = run.swa_schedule is not None
     last_lr: float | None = None  # learning rate of the epoch's last optimizer step (what History records)
+    # BatchNorm statistics as of the last optimizer step: a forward pass cut short by Ctrl-C has already
+    # updated them, and the mid-epoch checkpoint must hold the state *before* the unfinished group.
+    buffers = dict(model.named_buffers())
+    snapshot = {k: v.clone() for k, v in buffers.items()} if last_path is not None else None
     model.train()
     optimizer.zero_grad(set_to_none=True)
     bar = tqdm(total=n_batches, initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
@@ -886,6 +890,9 @@ def _train_one_epoch(
                         warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
                         run.schedule.step()
                 done["batches"] = b + 1
+                if snapshot is not None:
+                    for k, v in buffers.items():
+                        snapshot[k].copy_(v)
                 done["loss"] += float(loss_sum)
                 done["correct"] += int(correct)
                 done["seen"] += seen
@@ -898,7 +905,10 @@ def _train_one_epoch(
     except KeyboardInterrupt:
         bar.close()
         optimizer.zero_grad(set_to_none=True)
-        if last_path is not None:
+        if last_path is not None and snapshot is not None:
+            with torch.no_grad():
+                for k, v in buffers.items():
+                    v.copy_(snapshot[k])
             state = {"batches": done["batches"], "loss": done["loss"], "correct": done["correct"],
                      "seen": done["seen"], "seconds": done["seconds"] + time.perf_counter() - t0,
                      "rng_epoch_start": rng_epoch_start}

@@ -1,0 +1,229 @@
+"""The training engine: config validation, fit/evaluate/predict, AMP/SWA/accumulation on CPU, exact resume,
+Ctrl-C, divergence, best-on-validation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from resnet_course.checkpoints import load_checkpoint, read_checkpoint
+from resnet_course.models import create
+from resnet_course.training import History, TrainConfig, TrainingDiverged, evaluate, fit, predict, recipe
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: the test machine is shared, and oversubscribed OpenMP threads spin for seconds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+CLASSES = ["r", "g", "b", "k"]
+
+
+def data(n: int = 48, seed: int = 0) -> TensorDataset:
+    """8×8 images whose class is the brightest channel (or none): learnable in a few steps."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 4
+    x = torch.rand(n, 3, 8, 8, generator=g) * 0.3
+    for c in range(3):
+        x[y == c, c] += 0.7
+    return TensorDataset((x - 0.4) / 0.3, y)
+
+
+def loaders(batch_size: int = 8) -> tuple[DataLoader, DataLoader]:
+    train = DataLoader(data(), batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(5))
+    return train, DataLoader(data(16, seed=1), batch_size=16)
+
+
+def model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create("resnet20", num_classes=4)
+
+
+def cfg(**kw) -> TrainConfig:
+    return TrainConfig(**{"epochs": 3, "batch_size": 8, "device": "cpu", **kw})
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# ---------------------------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"optimizer": "adam"}, "optimizer must be one of sgd, adamw"),
+        ({"lr": -1.0}, "lr must be a positive number"),
+        ({"schedule": "linear"}, "schedule must be one of"),
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"warmup_epochs": 5, "epochs": 5}, "warmup_epochs must be in"),
+        ({"label_smoothing": 1.0}, "label_smoothing"),
+        ({"accum_steps": 0}, "accum_steps"),
+        ({"amp_dtype": "fp8"}, "amp_dtype"),
+        ({"milestones": (0.5, 1.5)}, "milestones"),
+        ({"device": "tpu"}, "device must be one of"),
+    ],
+)
+def test_config_validation(kw: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kw)
+
+
+def test_config_defaults_and_round_trip() -> None:
+    c = TrainConfig()
+    assert (c.optimizer, c.nesterov, c.momentum, c.schedule, c.label_smoothing) == ("sgd", True, 0.9, "onecycle", 0.1)
+    assert c.effective_lr() == pytest.approx(0.1) and TrainConfig(batch_size=512).effective_lr() == pytest.approx(0.4)
+    assert c.effective_weight_decay() == 5e-4 and TrainConfig(optimizer="adamw").effective_weight_decay() == 0.05
+    assert c.effective_warmup_epochs() == pytest.approx(6.0)
+    assert TrainConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        TrainConfig.from_dict({"epochs": 3, "lerning_rate": 0.1})
+    assert recipe("gpu-resnet18").batch_size == 512
+    with pytest.raises(ValueError, match="unknown recipe"):
+        recipe("nope")
+
+
+def test_weight_decay_not_on_norm_and_bias() -> None:
+    from resnet_course.training import build_optimizer
+
+    m = model()
+    groups = build_optimizer(m, cfg()).param_groups
+    assert [g["weight_decay"] for g in groups] == [5e-4, 0.0]
+    assert all(p.ndim == 1 for p in groups[1]["params"]) and all(p.ndim > 1 for p in groups[0]["params"])
+    assert len(build_optimizer(m, cfg(decay_norm_and_bias=True)).param_groups) == 1
+
+
+# ---------------------------------------------------------------------------------------------- fit
+
+
+def test_fit_learns_records_history_and_keeps_best_on_validation(tmp_path: Path) -> None:
+    m = model()
+    train, val = loaders()
+    h = fit(m, train, val, cfg(epochs=4, lr=0.05), out_dir=tmp_path, progress=False, classes=CLASSES)
+    assert h.epoch == [1, 2, 3, 4] and len(h.lr) == len(h.seconds) == 4 and not h.interrupted
+    assert h.train_loss[-1] < h.train_loss[0]
+    assert h.val_acc[h.best_epoch - 1] == max(h.val_acc)
+    assert read_checkpoint(tmp_path / "best.pt")["epoch"] == h.best_epoch
+    assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 4
+    assert History.from_json(tmp_path / "history.json") == h
+    result = evaluate(m, val, classes=CLASSES)
+    assert set(result) == {"accuracy", "loss", "n", "per_class"} and result["n"] == 16
+    assert result["accuracy"] == pytest.approx(h.val_acc[-1])
+    assert set(result["per_class"]) == set(CLASSES)
+    p = predict(m, val)
+    assert p.probs.shape == (16, 4) and p.accuracy == pytest.approx(result["accuracy"])
+    assert (p.labels == data(16, seed=1).tensors[1].numpy()).all()
+    assert torch.allclose(torch.from_numpy(p.probs.sum(1)), torch.ones(16), atol=1e-5)
+    loaded, ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert same_weights(loaded, m.cpu()) and ckpt["classes"] == CLASSES
+
+
+def test_without_validation_best_is_last(tmp_path: Path) -> None:
+    m = model()
+    h = fit(m, loaders()[0], None, cfg(epochs=2), out_dir=tmp_path, progress=False)
+    assert h.val_acc == [None, None] and h.best_epoch == 2
+    best, _ = load_checkpoint(tmp_path / "best.pt")
+    last, _ = load_checkpoint(tmp_path / "last.pt")
+    assert same_weights(best, last)
+
+
+def test_amp_bf16_swa_accumulation_and_clipping_run_on_cpu(tmp_path: Path) -> None:
+    m = model()
+    train, val = loaders()
+    c = cfg(epochs=4, amp=True, swa=True, swa_start=0.5, accum_steps=4, grad_clip=1.0, schedule="cosine")
+    h = fit(m, train, val, c, out_dir=tmp_path, progress=False)
+    assert all(math.isfinite(v) for v in h.train_loss)
+    assert h.extra["swa"]["n_averaged"] == 2  # epochs 3 and 4
+    ckpt = read_checkpoint(tmp_path / "last.pt")
+    assert ckpt["swa"]["applied"] and ckpt["scheduler"]["steps"] == 2 * 2  # 6 batches / 4 → 2 steps × 2 epochs
+    assert same_weights(load_checkpoint(tmp_path / "last.pt")[0], m.cpu())
+
+
+def test_adamw_and_every_schedule_run() -> None:
+    for schedule in ("step", "multistep", "plateau", "constant"):
+        h = fit(model(), loaders()[0], None, cfg(epochs=2, schedule=schedule, optimizer="adamw"), progress=False)
+        assert len(h) == 2
+
+
+def test_loader_batch_size_must_match_config() -> None:
+    with pytest.raises(ValueError, match=r"set TrainConfig\(batch_size=8\)"):
+        fit(model(), loaders()[0], None, cfg(batch_size=16), progress=False)
+
+
+# ---------------------------------------------------------------------------------------------- resume
+
+
+def test_resume_after_epoch_two_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    straight = model()
+    h_straight = fit(straight, *loaders(), cfg(), out_dir=tmp_path / "a", progress=False)
+
+    first = model()
+    h_first = fit(first, *loaders(), cfg(), out_dir=tmp_path / "b", progress=False, callback=lambda h: len(h) == 2)
+    assert len(h_first) == 2 and h_first.interrupted
+    torch.manual_seed(123)  # a different initialisation: everything must come from last.pt
+    resumed = create("resnet20", num_classes=4)
+    h_resumed = fit(resumed, *loaders(), cfg(), out_dir=tmp_path / "b", resume=True, progress=False)
+    assert same_weights(straight, resumed)
+    assert h_resumed.train_loss == h_straight.train_loss and h_resumed.val_acc == h_straight.val_acc
+
+
+def test_ctrl_c_mid_epoch_saves_a_resumable_checkpoint(tmp_path: Path) -> None:
+    straight = model()
+    fit(straight, *loaders(), cfg(accum_steps=2), out_dir=tmp_path / "a", progress=False)
+
+    m = model()
+    seen = {"n": 0}
+
+    def interrupt_after_ten_batches(module, inputs):
+        if module.training:
+            seen["n"] += 1
+            if seen["n"] == 10:  # epoch 2, batch 4: in the middle of an accumulation group
+                raise KeyboardInterrupt
+
+    handle = m.register_forward_pre_hook(interrupt_after_ten_batches)
+    with pytest.warns(UserWarning, match="interrupted during epoch 2/3"):
+        h = fit(m, *loaders(), cfg(accum_steps=2), out_dir=tmp_path / "b", progress=False)
+    handle.remove()
+    assert h.interrupted and len(h) == 1
+    ckpt = read_checkpoint(tmp_path / "b" / "last.pt")
+    assert ckpt["epoch"] == 1 and ckpt["partial"]["batches"] == 2  # the last complete optimizer step
+    h2 = fit(m, *loaders(), cfg(accum_steps=2), out_dir=tmp_path / "b", resume=True, progress=False)
+    assert len(h2) == 3 and not h2.interrupted
+    assert same_weights(straight, m)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
+    fit(model(), loaders()[0], None, cfg(epochs=1), out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"cannot resume.*epochs=1 there, 2 now"):
+        fit(model(), loaders()[0], None, cfg(epochs=2), out_dir=tmp_path, resume=True, progress=False)
+    with pytest.raises(ValueError, match="does not fit the given model"):
+        fit(create("resnet32", num_classes=4), loaders()[0], None, cfg(epochs=1), out_dir=tmp_path, resume=True,
+            progress=False)
+
+
+def test_nan_loss_stops_with_advice_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    m = model()
+    calls = {"n": 0}
+
+    def poison(module, inputs, output):
+        if module.training:
+            calls["n"] += 1
+            if calls["n"] > 6:  # from epoch 2 on
+                return output * float("nan")
+        return output
+
+    m.register_forward_hook(poison)
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 1.*last good epoch.*lower learning rate.*normalised"):
+        fit(m, loaders()[0], None, cfg(), out_dir=tmp_path, progress=False)
+    assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+    loaded, _ = load_checkpoint(tmp_path / "last.pt")
+    assert all(torch.isfinite(p).all() for p in loaded.parameters())
