@@ -27,6 +27,7 @@ import copy
 import functools
 import html
 import importlib
+import importlib.metadata
 import os
 import platform
 import shutil
@@ -199,7 +200,13 @@ def _module_version(name: str) -> tuple[str, bool]:
         module = importlib.import_module(name)
     except Exception as err:  # ImportError, or a broken install raising something else
         return f"not importable ({_describe(err)})", False
-    return str(getattr(module, "__version__", "installed")), True
+    version = getattr(module, "__version__", None)
+    if version is None:  # e.g. torchviz has no __version__; ask the installed distribution
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            version = "installed"
+    return str(version), True
 
 
 def _cifar10_location(root: Path) -> Path | None:
