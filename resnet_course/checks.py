@@ -529,16 +529,24 @@ def _blocks_per_stage(model: nn.Module) -> list[int] | None:
 def check_resnet34(model: nn.Module) -> str:
     """Check a student's ResNet-34 (ImageNet layout, 1000 classes) against :func:`resnet_course.models.resnet34`.
 
-    Compares the parameter count, the state-dict keys and shapes, and — after loading the reference's
-    weights — the outputs on a random batch.
+    ``model`` is an instance, or an ``nn.Module`` subclass that builds one without arguments (then errors in
+    its constructor become hints). Compares the parameter count, the state-dict keys and shapes, and — after
+    loading the reference's weights into a copy — the outputs on a random batch.
     """
     from .inspection import count_parameters
     from .models import resnet34
 
+    if isinstance(model, type) and issubclass(model, nn.Module):  # a class: build it, catching its errors
+        model = student_call(
+            model,
+            what=f"{model.__name__}()",
+            hint="the class should build ResNet-34 without arguments (num_classes=1000 by default), "
+            "or pass an instance: check_resnet34(MyResNet34())",
+        )
     if not isinstance(model, nn.Module):
         raise Hint(
             f"expected an nn.Module, got {type(model).__name__}",
-            "pass the model instance, e.g. check_resnet34(my_resnet34), not the class or a function",
+            "pass the model (or its class), e.g. check_resnet34(my_resnet34), not a function or its output",
         )
     torch.manual_seed(0)
     ref = resnet34()

@@ -264,6 +264,24 @@ def test_resnet34_correct_solutions_pass(capsys):
     capsys.readouterr()
 
 
+class StubResNet34(nn.Module):
+    def __init__(self):
+        super().__init__()
+        raise NotImplementedError
+
+
+class ClassResNet34(ResNet):
+    def __init__(self, num_classes=1000):
+        super().__init__(BasicBlock, [3, 4, 6, 3], num_classes=num_classes)
+
+
+def test_resnet34_accepts_a_class(capsys):
+    assert check_resnet34(ClassResNet34) is True
+    assert capsys.readouterr().out.startswith("✅")
+    assert check_resnet34(StubResNet34) is False  # the student copy's stub: a hint, not a traceback
+    assert "replace the stub" in capsys.readouterr().out
+
+
 def test_resnet34_parameter_count_matches_paper_figure():
     from resnet_course.inspection import count_parameters
 
@@ -277,7 +295,8 @@ def test_resnet34_parameter_count_matches_paper_figure():
         (lambda: ResNet(BasicBlock, [3, 4, 6, 3], num_classes=10), "1000 classes"),
         (lambda: ResNet(BasicBlock, [3, 4, 6, 3], num_classes=1000, stem="cifar"), "ImageNet stem"),
         (lambda: nn.Linear(3, 4), "parameters; ResNet-34 has 21,797,672"),
-        (lambda: ResNet, "pass the model instance"),
+        (lambda: ResNet, "ResNet() raised TypeError"),
+        (lambda: resnet34()(torch.zeros(1, 3, 64, 64)), "pass the model (or its class)"),
     ],
 )
 def test_resnet34_typical_mistakes(capsys, model, expected):
