@@ -288,6 +288,7 @@ class MainWindow(QMainWindow):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)  # jobs run in submission order; one model is never used twice at once
         self._jobs: dict[int, _Job] = {}
+        self._finished_jobs: list[_Job] = []
         self._next_id = 0
         self._checkpoint_job = -1
         self._image_job = -1
@@ -437,11 +438,23 @@ class MainWindow(QMainWindow):
         return bool(self._jobs)
 
     def _submit(self, job: _Job) -> None:
+        if self._pool.activeThreadCount() == 0:
+            self._finished_jobs.clear()  # no worker is inside any of their run() methods any more
         job.signals.done.connect(self._on_done)
         job.signals.failed.connect(self._on_failed)
         job.signals.row.connect(self._on_row)
         self._jobs[job.job_id] = job
         self._pool.start(job)
+
+    def _retire(self, job_id: int) -> None:
+        """Forget a job whose result arrived, but keep the object alive until its thread has left run().
+
+        The result signal is delivered while the worker may still be returning from ``run()``; freeing the
+        runnable (and its signals object) at that moment would be a use-after-free in Qt.
+        """
+        job = self._jobs.pop(job_id, None)
+        if job is not None:
+            self._finished_jobs.append(job)
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -454,7 +467,7 @@ class MainWindow(QMainWindow):
 
     @Slot(int, object)
     def _on_done(self, job_id: int, result: Any) -> None:
-        self._jobs.pop(job_id, None)
+        self._retire(job_id)
         try:
             if job_id == self._checkpoint_job:
                 self._checkpoint_loaded(result)
@@ -468,7 +481,7 @@ class MainWindow(QMainWindow):
 
     @Slot(int, str)
     def _on_failed(self, job_id: int, text: str) -> None:
-        self._jobs.pop(job_id, None)
+        self._retire(job_id)
         try:
             if job_id == self._checkpoint_job:
                 kept = ""
