@@ -595,3 +595,206 @@ def test_check_model_selection_split(capsys):
     assert "memorising" in capsys.readouterr().out
     assert checks.check_model_selection_split(3) is False
     assert "not one of" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------------
+# --- notebook 08 ---
+# --------------------------------------------------------------------------------------------------
+
+
+def _feature_extractor(model, num_classes):
+    for p in model.parameters():
+        p.requires_grad = False
+    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    return model
+
+
+def _fe_head_512(model, num_classes):
+    for p in model.parameters():
+        p.requires_grad = False
+    model.fc = nn.Linear(512, num_classes)
+    return model
+
+
+def _fe_not_frozen(model, num_classes):
+    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    return model
+
+
+def _fe_head_frozen_too(model, num_classes):
+    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    for p in model.parameters():
+        p.requires_grad = False
+    return model
+
+
+def _fe_fixed_classes(model, num_classes):
+    return _feature_extractor(model, 3)
+
+
+def _fe_reinitialised(model, num_classes):
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight)
+    return _feature_extractor(model, num_classes)
+
+
+def _fe_returns_nothing(model, num_classes):
+    _feature_extractor(model, num_classes)
+
+
+def test_check_feature_extractor_passes_the_solution(capsys):
+    assert checks.check_feature_extractor(_feature_extractor) is True
+    assert capsys.readouterr().out.startswith("✅")
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (_fe_head_512, "model.fc.in_features"),
+        (_fe_not_frozen, "requires_grad = False"),
+        (_fe_head_frozen_too, "after freezing"),
+        (_fe_fixed_classes, "num_classes"),
+        (_fe_reinitialised, "keep the pretrained weights"),
+        (_fe_returns_nothing, "return model"),
+        (42, "pass the function itself"),
+    ],
+)
+def test_check_feature_extractor_fails_with_a_hint(wrong, hint, capsys):
+    assert checks.check_feature_extractor(wrong) is False
+    out = capsys.readouterr().out
+    assert out.startswith("❌") and hint in out
+
+
+def _param_groups(model, lr, backbone_factor):
+    head = [p for n, p in model.named_parameters() if n.startswith("fc.") and p.requires_grad]
+    body = [p for n, p in model.named_parameters() if not n.startswith("fc.") and p.requires_grad]
+    return [{"params": body, "lr": lr * backbone_factor}, {"params": head, "lr": lr}]
+
+
+def _pg_same_lr(model, lr, backbone_factor):
+    return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+
+
+def _pg_swapped(model, lr, backbone_factor):
+    groups = _param_groups(model, lr, backbone_factor)
+    groups[0]["lr"], groups[1]["lr"] = groups[1]["lr"], groups[0]["lr"]
+    return groups
+
+
+def _pg_with_frozen(model, lr, backbone_factor):
+    head = list(model.fc.parameters())
+    body = [p for n, p in model.named_parameters() if not n.startswith("fc.")]
+    return [{"params": body, "lr": lr * backbone_factor}, {"params": head, "lr": lr}]
+
+
+def _pg_twice(model, lr, backbone_factor):
+    groups = _param_groups(model, lr, backbone_factor)
+    groups[0]["params"] = groups[0]["params"] + groups[1]["params"]
+    return groups
+
+
+def _pg_head_only(model, lr, backbone_factor):
+    return [{"params": list(model.fc.parameters()), "lr": lr}]
+
+
+def test_check_param_groups_passes_the_solution(capsys):
+    assert checks.check_param_groups(_param_groups) is True
+    assert capsys.readouterr().out.startswith("✅")
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (_pg_same_lr, "lr * backbone_factor"),
+        (_pg_swapped, "head: lr"),
+        (_pg_with_frozen, "requires_grad == False"),
+        (_pg_twice, "exactly one group"),
+        (_pg_head_only, "in no group"),
+        (lambda model, lr, f: {"params": list(model.parameters()), "lr": lr}, "list of dicts"),
+    ],
+)
+def test_check_param_groups_fails_with_a_hint(wrong, hint, capsys):
+    assert checks.check_param_groups(wrong) is False
+    out = capsys.readouterr().out
+    assert out.startswith("❌") and hint in out
+
+
+# --------------------------------------------------------------------------------------------------
+# --- notebook 09 ---
+# --------------------------------------------------------------------------------------------------
+
+
+def _smoothed(labels, num_classes, eps):
+    return (1 - eps) * torch.nn.functional.one_hot(labels, num_classes).float() + eps / num_classes
+
+
+def _smoothed_no_uniform_on_true(labels, num_classes, eps):
+    one_hot = torch.nn.functional.one_hot(labels, num_classes).float()
+    return one_hot * (1 - eps) + (1 - one_hot) * eps / (num_classes - 1)
+
+
+def _smoothed_unnormalised(labels, num_classes, eps):
+    return torch.nn.functional.one_hot(labels, num_classes).float() + eps / num_classes
+
+
+def test_check_smoothed_targets_passes_the_solution(capsys):
+    assert checks.check_smoothed_targets(_smoothed) is True
+    assert capsys.readouterr().out.startswith("✅")
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (_smoothed_no_uniform_on_true, "the true one too"),
+        (_smoothed_unnormalised, "probability distribution"),
+        (lambda labels, k, eps: torch.nn.functional.one_hot(labels, k).float(), "1 - eps + eps/K"),
+        (lambda labels, k, eps: _smoothed(labels, k, eps).T, "one row per label"),
+        (lambda labels, k, eps: 1 / 0, "ZeroDivisionError"),
+    ],
+)
+def test_check_smoothed_targets_fails_with_a_hint(wrong, hint, capsys):
+    assert checks.check_smoothed_targets(wrong) is False
+    out = capsys.readouterr().out
+    assert out.startswith("❌") and hint in out
+
+
+def _accumulate(model, x, y, accum_steps):
+    for xb, yb in zip(x.chunk(accum_steps), y.chunk(accum_steps), strict=True):
+        (torch.nn.functional.cross_entropy(model(xb), yb) / accum_steps).backward()
+
+
+def _accumulate_unscaled(model, x, y, accum_steps):
+    for xb, yb in zip(x.chunk(accum_steps), y.chunk(accum_steps), strict=True):
+        torch.nn.functional.cross_entropy(model(xb), yb).backward()
+
+
+def _accumulate_zeroing(model, x, y, accum_steps):
+    for xb, yb in zip(x.chunk(accum_steps), y.chunk(accum_steps), strict=True):
+        model.zero_grad()
+        (torch.nn.functional.cross_entropy(model(xb), yb) / accum_steps).backward()
+
+
+def _accumulate_first_chunk_only(model, x, y, accum_steps):
+    xb, yb = x.chunk(accum_steps)[0], y.chunk(accum_steps)[0]
+    torch.nn.functional.cross_entropy(model(xb), yb).backward()
+
+
+def test_check_accumulation_passes_the_solution(capsys):
+    assert checks.check_accumulation(_accumulate) is True
+    assert capsys.readouterr().out.startswith("✅")
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (_accumulate_unscaled, "divide it by accum_steps"),
+        (_accumulate_zeroing, "don't zero the gradients"),
+        (_accumulate_first_chunk_only, "differs from the full-batch gradient"),
+        (lambda model, x, y, a: None, "call loss.backward() on every micro-batch"),
+    ],
+)
+def test_check_accumulation_fails_with_a_hint(wrong, hint, capsys):
+    assert checks.check_accumulation(wrong) is False
+    out = capsys.readouterr().out
+    assert out.startswith("❌") and hint in out
