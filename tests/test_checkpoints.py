@@ -17,14 +17,7 @@ from resnet_course.checkpoints import (
 )
 from resnet_course.models import BasicBlock, ResNet, create
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the test machine is shared, and oversubscribed OpenMP threads spin for seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 PRE = {"image_size": 8, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 

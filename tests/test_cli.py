@@ -15,14 +15,7 @@ from resnet_course import cli
 from resnet_course.checkpoints import load_checkpoint, read_checkpoint
 from resnet_course.training import History
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the test machine is shared, and oversubscribed OpenMP threads spin for seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = ["--data", "shapes10", "--train-size", "120", "--test-size", "40", "--batch-size", "16", "--no-progress"]

@@ -13,14 +13,7 @@ from resnet_course.checkpoints import save_checkpoint
 from resnet_course.inference import Classifier, ImageError
 from resnet_course.models import create
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the test machine is shared, and oversubscribed OpenMP threads spin for seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CLASSES = ["red", "green", "blue"]
 PRE = {"image_size": 16, "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}

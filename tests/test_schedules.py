@@ -10,14 +10,7 @@ import torch
 from resnet_course.schedules import build_schedule, lr_curve
 from resnet_course.training import TrainConfig
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the test machine is shared, and oversubscribed OpenMP threads spin for seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SPE = 10  # optimizer steps per epoch
 

@@ -14,14 +14,7 @@ from resnet_course.checkpoints import load_checkpoint, read_checkpoint
 from resnet_course.models import create
 from resnet_course.training import History, TrainConfig, TrainingDiverged, evaluate, fit, predict, recipe
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the test machine is shared, and oversubscribed OpenMP threads spin for seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CLASSES = ["r", "g", "b", "k"]
 
