@@ -25,11 +25,9 @@ from typing import Any
 from . import models
 from .devices import DEVICE_CHOICES
 
-__all__ = ["main", "build_parser", "IMAGENET_FAMILY"]
+__all__ = ["main", "build_parser"]
 
 #: Models with the ImageNet stem by default; on images of at most 64 px the CLI builds them with stem="cifar".
-IMAGENET_FAMILY = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "preact_resnet18", "se_resnet18")
-SMALL_IMAGE = 64
 
 
 class CLIError(Exception):
@@ -163,13 +161,6 @@ def _load_data(spec: str, **kwargs: Any) -> Any:
         raise CLIError(f"cannot load data {spec!r}: {_one_line(e)}") from None
 
 
-def _model_kwargs(name: str, num_classes: int, image_size: int) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"num_classes": num_classes}
-    if name in IMAGENET_FAMILY and image_size <= SMALL_IMAGE:
-        kwargs["stem"] = "cifar"
-    return kwargs
-
-
 def _train(args: argparse.Namespace) -> int:
     import torch
 
@@ -195,7 +186,7 @@ def _train(args: argparse.Namespace) -> int:
     if bundle.notice and not args.no_progress:
         print(bundle.notice.splitlines()[0], file=sys.stderr)
     torch.manual_seed(args.seed)
-    model = models.create(args.model, **_model_kwargs(args.model, len(bundle.classes), bundle.image_size))
+    model = models.create_for_data(args.model, len(bundle.classes), bundle.image_size)
     channels_last = config.channels_last if config.channels_last is not None else device.type in ("cpu", "cuda")
     train_loader, val_loader, test_loader = bundle.loaders(
         args.batch_size, device=device, augment=True, seed=args.seed, channels_last=channels_last,

@@ -44,6 +44,8 @@ __all__ = [
     "list_models",
     "register",
     "model_config",
+    "create_for_data",
+    "SMALL_IMAGE_SIZE",
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "preact_resnet18",
     "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
     "plain20", "plain32", "plain44", "plain56", "plain110",
@@ -538,6 +540,23 @@ def create(name: str, **kwargs: Any) -> ResNet:
     model.registry_name = name
     model.registry_kwargs = dict(kwargs)
     return model
+
+
+# Builders whose ``stem`` argument is meant to be chosen by image size (the rest are CIFAR-only designs).
+_STEM_BY_IMAGE_SIZE = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "preact_resnet18", "se_resnet18")
+SMALL_IMAGE_SIZE = 64  # at or below this many pixels, the ImageNet stem would shrink the image too early
+
+
+def create_for_data(name: str, num_classes: int, image_size: int, **kwargs: Any) -> ResNet:
+    """Build ``name`` for a dataset with ``num_classes`` classes and ``image_size``-pixel images.
+
+    The ImageNet-family networks get the 3×3 CIFAR stem on small images (≤ ``SMALL_IMAGE_SIZE`` px): the
+    7×7/2 conv + max-pool would turn a 32×32 image into 8×8 before the first stage. Explicit ``kwargs``
+    (e.g. ``stem=...``) win. The CLI, the GUI and the notebooks all build their models through this rule.
+    """
+    if name in _STEM_BY_IMAGE_SIZE and image_size <= SMALL_IMAGE_SIZE:
+        kwargs.setdefault("stem", "cifar")
+    return create(name, num_classes=num_classes, **kwargs)
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:

@@ -273,3 +273,12 @@ def test_se_option_adds_squeeze_excitation():
     assert sum(isinstance(m, SqueezeExcitation) for m in net.modules()) == 9
     with pytest.raises(ValueError, match="se_reduction"):
         models.resnet20(se_reduction=0)
+
+
+def test_create_for_data_picks_the_stem_by_image_size():
+    small = models.create_for_data("resnet18", num_classes=10, image_size=32)
+    assert small.stem == "cifar" and small.fc.out_features == 10
+    assert models.model_config(small) == {"name": "resnet18", "kwargs": {"num_classes": 10, "stem": "cifar"}}
+    assert models.create_for_data("resnet18", num_classes=5, image_size=224).stem == "imagenet"
+    assert models.create_for_data("resnet18", num_classes=5, image_size=32, stem="imagenet").stem == "imagenet"
+    assert models.create_for_data("resnet20", num_classes=3, image_size=224).stem == "cifar"  # a CIFAR design
