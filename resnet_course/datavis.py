@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from .data import ImageTensors
+from .plots import new_figure
 from .transforms import denormalize, train_transforms
 
 __all__ = ["show_images", "show_augmentations"]
@@ -76,7 +77,7 @@ def show_images(
 
     ncols = max(1, min(ncols, len(chosen)))
     nrows = math.ceil(len(chosen) / ncols)
-    fig = Figure(figsize=(size * ncols, size * nrows + (0.4 if title else 0.1)), layout="constrained")
+    fig = new_figure(figsize=(size * ncols, size * nrows + (0.4 if title else 0.1)), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     for ax, i in zip(axes, chosen, strict=False):
         ax.imshow(_displayable(batch[i], mean, std), interpolation="nearest")
@@ -136,7 +137,7 @@ def show_augmentations(
     pictures = [_displayable(image, None, None)] + [_displayable(a, mean, std) for a in augmented]
     ncols = max(1, min(ncols, len(pictures)))
     nrows = math.ceil(len(pictures) / ncols)
-    fig = Figure(figsize=(size * ncols, size * nrows + (0.4 if title else 0.1)), layout="constrained")
+    fig = new_figure(figsize=(size * ncols, size * nrows + (0.4 if title else 0.1)), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     for k, (ax, picture) in enumerate(zip(axes, pictures, strict=False)):
         ax.imshow(picture, interpolation="nearest")

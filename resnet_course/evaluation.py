@@ -15,7 +15,6 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -23,6 +22,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from .plots import new_subplots
 
 __all__ = [
     "confusion",
@@ -157,7 +158,7 @@ def plot_confusion_matrix(
         annotate = n <= 20
     size = min(max(5.0, 0.55 * n + 2.0), 18.0)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(size + 1.5, size))
+        fig, ax = new_subplots(figsize=(size + 1.5, size))
     else:
         fig = ax.figure
     values = cm * 100.0 if normalize else cm
@@ -344,13 +345,13 @@ def _gallery(
 ) -> Figure:
     n = len(indices)
     if n == 0:
-        fig, ax = plt.subplots(figsize=(4.0, 1.5))
+        fig, ax = new_subplots(figsize=(4.0, 1.5))
         ax.text(0.5, 0.5, empty_message, ha="center", va="center")
         ax.set_axis_off()
     else:
         ncols = max(1, min(ncols, n))
         nrows = math.ceil(n / ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.2 * nrows), squeeze=False)
+        fig, axes = new_subplots(nrows, ncols, figsize=(1.9 * ncols, 2.2 * nrows), squeeze=False)
         for ax in axes.flat:
             ax.set_axis_off()
         for ax, i, caption in zip(axes.flat, indices, captions, strict=False):

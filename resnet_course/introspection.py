@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -30,6 +29,8 @@ import torch.nn.functional as F
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor, nn
+
+from .plots import new_subplots
 
 __all__ = [
     "GraphvizNotFoundError",
@@ -169,7 +170,7 @@ def plot_feature_maps(
     ncols = max(1, min(ncols, max(t.shape[0] for _, t in layers)))
     rows_per_layer = [math.ceil(t.shape[0] / ncols) for _, t in layers]
     nrows = sum(rows_per_layer)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.5 * nrows + 0.6), squeeze=False)
+    fig, axes = new_subplots(nrows, ncols, figsize=(1.4 * ncols, 1.5 * nrows + 0.6), squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
     row = 0
@@ -288,7 +289,7 @@ def plot_gradient_flow(
     if not results:
         raise ValueError("results is empty: pass {label: gradient_norms(model, x, y)} for one or more models")
     if ax is None:
-        fig, ax = plt.subplots(figsize=(8.0, 4.5))
+        fig, ax = new_subplots(figsize=(8.0, 4.5))
     else:
         fig = ax.figure
     for label, norms in results.items():
@@ -501,7 +502,7 @@ def plot_grad_cam(
     heat = cam.detach().cpu().numpy() if isinstance(cam, Tensor) else np.asarray(cam)
     if heat.shape != shown.shape[:2]:
         raise ValueError(f"cam has shape {heat.shape} but the image is {shown.shape[:2]}; use grad_cam's output")
-    fig, axes = plt.subplots(1, 3, figsize=(9.0, 3.4))
+    fig, axes = new_subplots(1, 3, figsize=(9.0, 3.4))
     axes[0].imshow(shown)
     axes[0].set_title("image")
     im = axes[1].imshow(heat, cmap=cmap, vmin=0, vmax=1)

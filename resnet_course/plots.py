@@ -1,7 +1,10 @@
-"""Figures of training runs: learning curves, top-k prediction bars, a results chart across runs.
+r"""Figures of training runs: learning curves, top-k prediction bars, a results chart across runs.
 
 Every function returns a :class:`matplotlib.figure.Figure` (notebooks show a returned Figure, the CLI saves
-it with ``fig.savefig``, tests inspect it under the Agg backend) and never calls ``plt.show()``.
+it with ``fig.savefig``, tests inspect it under the Agg backend) and never calls ``plt.show()``. All figure
+modules of the package create their figures with :func:`new_figure` / :func:`new_subplots`: the figure is
+released from pyplot at once, so a notebook shows it exactly once (when a cell returns or ``display``\ s it)
+and a loop that makes hundreds of figures does not accumulate them.
 
 Training histories are duck-typed so that this module does not import :mod:`resnet_course.training`:
 anything with the attributes (or a mapping with the keys) ``epoch, train_loss, train_acc, val_loss,
@@ -22,12 +25,30 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 __all__ = [
+    "new_figure",
+    "new_subplots",
     "history_values",
     "best_epoch",
     "plot_training_curves",
     "plot_prediction_bars",
     "plot_results",
 ]
+
+def new_figure(**kwargs: Any) -> Figure:
+    """A new Figure owned by the caller: made by pyplot (so Jupyter can render it) and closed there at once.
+
+    Closing only removes it from pyplot's list of open figures; it can still be drawn on, displayed and saved.
+    """
+    fig = plt.figure(**kwargs)
+    plt.close(fig)
+    return fig
+
+
+def new_subplots(nrows: int = 1, ncols: int = 1, *, squeeze: bool = True, **kwargs: Any) -> tuple[Figure, Any]:
+    """``plt.subplots`` for a caller-owned figure (see :func:`new_figure`); ``kwargs`` go to the Figure."""
+    fig = new_figure(**kwargs)
+    return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
+
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
 
@@ -124,7 +145,7 @@ def plot_training_curves(
     """
     runs = _as_runs(histories, labels)
     ncols = 3 if show_lr else 2
-    fig, axes = plt.subplots(1, ncols, figsize=figsize or (5.0 * ncols, 4.0), squeeze=False)
+    fig, axes = new_subplots(1, ncols, figsize=figsize or (5.0 * ncols, 4.0), squeeze=False)
     ax_loss, ax_acc = axes[0, 0], axes[0, 1]
     colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
     lr_values: list[float] = []
@@ -193,7 +214,7 @@ def plot_prediction_bars(
         if not (0.0 <= p <= 1.0) or math.isnan(p):
             raise ValueError(f"probability of {name!r} is {p}, expected a value in [0, 1] (not a percentage)")
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5.0, 0.45 * len(pairs) + 1.0))
+        fig, ax = new_subplots(figsize=(5.0, 0.45 * len(pairs) + 1.0))
     else:
         fig = ax.figure
     names = [n for n, _ in pairs]
@@ -235,7 +256,7 @@ def plot_results(
     percent = "acc" in metric and np.nanmax(means) <= 1.0
     scale = 100.0 if percent else 1.0
     if ax is None:
-        fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(means) + 2), 4.0))
+        fig, ax = new_subplots(figsize=(max(4.0, 1.1 * len(means) + 2), 4.0))
     else:
         fig = ax.figure
     names = [str(n) for n in table.index]

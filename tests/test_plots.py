@@ -130,3 +130,21 @@ def test_training_curves_accept_the_real_history_without_validation():
     labels = [line.get_label() for line in fig.axes[1].get_lines()]
     assert "resnet20 val" not in labels and "resnet20 best (epoch 3)" in labels
     assert _line(fig.axes[1], "resnet20 best (epoch 3)").get_ydata()[0] == pytest.approx(90.0)
+
+
+def test_package_figures_are_released_from_pyplot_so_notebooks_show_them_once():
+    import matplotlib.pyplot as plt
+
+    from resnet_course.plots import new_figure, new_subplots
+
+    before = set(plt.get_fignums())
+    fig = new_figure(figsize=(2, 2))
+    fig2, axes = new_subplots(1, 2, squeeze=False)
+    assert set(plt.get_fignums()) == before  # nothing left for the inline backend to show a second time
+    assert axes.shape == (1, 2) and fig2.get_size_inches().shape == (2,)
+    fig.add_subplot().plot([0, 1])
+    from io import BytesIO
+
+    buf = BytesIO()
+    fig.savefig(buf, format="png")  # still drawable and renderable after being released
+    assert buf.getvalue()[:4] == b"\x89PNG"
