@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ __all__ = [
     "load_checkpoint",
     "load_weights",
     "update_checkpoint",
+    "checkpoint_problem",
 ]
 
 FORMAT = "resnet_course.checkpoint/1"
@@ -238,3 +240,35 @@ def update_checkpoint(path: str | Path, **changes: Any) -> dict[str, Any]:
             ckpt[key] = value
     save_checkpoint(ckpt, path)
     return ckpt
+
+
+def checkpoint_problem(path: str | Path, classes: Sequence[str], image_size: int) -> str | None:
+    """Why the checkpoint at ``path`` cannot serve a dataset with ``classes`` and ``image_size``-pixel
+    images, as one line; ``None`` when it can.
+
+    Checked in this order: the file exists; it reads as a resnet_course checkpoint (the
+    :class:`CheckpointError` message of :func:`read_checkpoint` otherwise); its stored class names equal
+    ``classes`` (same names, same order); its ``preprocess["image_size"]`` equals ``image_size``.
+    The weights are not loaded into a model, so an architecture mismatch is only found by
+    :func:`load_checkpoint`.
+    """
+    path = Path(path)
+    if not path.exists():
+        return f"there is no checkpoint at {path}"
+    try:
+        ckpt = read_checkpoint(path)
+    except CheckpointError as err:
+        return str(err)
+    stored = list(ckpt.get("classes") or [])
+    if stored != list(classes):
+        if not stored:
+            return f"{path} does not record its class names, so it cannot be matched to a dataset"
+        return (
+            f"{path} was trained on other classes ({len(stored)}: {', '.join(stored[:3])}"
+            f"{', …' if len(stored) > 3 else ''}) than the dataset's ({len(classes)}: "
+            f"{', '.join(list(classes)[:3])}{', …' if len(classes) > 3 else ''})"
+        )
+    stored_size = (ckpt.get("preprocess") or {}).get("image_size")
+    if stored_size != image_size:
+        return f"{path} expects {stored_size} px images, the dataset has {image_size} px images"
+    return None

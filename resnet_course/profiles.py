@@ -59,6 +59,8 @@ class Profile:
     transfer_train_size: int | None  # training images for transfer learning; None = all
     transfer_epochs: int  # fine-tuning epochs in the transfer-learning notebook
     tricks_epochs: int  # epochs of each run in the training-tricks comparison
+    short_epochs: int  # epochs of a short run (fallback model of notebooks 06/07/10, 06's seed study)
+    short_train_size: int | None  # training images of a short run (stratified subset); None = all
     n_seeds: int  # repetitions with different seeds where a notebook reports mean ± spread
     num_workers: int  # DataLoader worker processes for the classic (PIL/transforms) path
     seed: int  # base random seed (data split, subsets, initialisation)
@@ -118,6 +120,8 @@ PROFILES: dict[str, Profile] = {
         transfer_train_size=200,
         transfer_epochs=1,
         tricks_epochs=1,
+        short_epochs=1,
+        short_train_size=500,
         n_seeds=1,
         num_workers=0,
         seed=0,
@@ -135,13 +139,15 @@ PROFILES: dict[str, Profile] = {
         epochs=8,
         model="resnet20",
         degradation_models=("plain20", "plain32", "resnet20", "resnet32"),
-        degradation_epochs=5,
-        degradation_train_size=4_000,
+        degradation_epochs=4,
+        degradation_train_size=3_000,
         gradient_depths=(20, 32, 56),
         transfer_image_size=64,
         transfer_train_size=1_000,
         transfer_epochs=2,
         tricks_epochs=3,
+        short_epochs=3,
+        short_train_size=4_000,
         n_seeds=1,
         num_workers=2,
         seed=0,
@@ -166,6 +172,8 @@ PROFILES: dict[str, Profile] = {
         transfer_train_size=10_000,
         transfer_epochs=5,
         tricks_epochs=15,
+        short_epochs=15,
+        short_train_size=None,
         n_seeds=3,
         num_workers=4,
         seed=0,

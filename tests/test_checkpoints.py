@@ -123,3 +123,24 @@ def test_update_checkpoint_merges_metrics(tmp_path: Path) -> None:
     path = save_checkpoint(tiny(), tmp_path / "m.pt", metrics={"a": 1})
     update_checkpoint(path, metrics={"test_accuracy": 0.75})
     assert read_checkpoint(path)["metrics"] == {"a": 1, "test_accuracy": 0.75}
+
+
+def test_checkpoint_problem_says_why_a_checkpoint_does_not_fit(tmp_path: Path) -> None:
+    from resnet_course.checkpoints import checkpoint_problem
+
+    classes = ["a", "b", "c"]
+    path = save_checkpoint(tiny(), tmp_path / "m.pt", classes=classes, preprocess=PRE)
+    assert checkpoint_problem(path, classes, 8) is None
+    assert checkpoint_problem(str(path), tuple(classes), 8) is None  # any sequence, str paths
+    missing = checkpoint_problem(tmp_path / "none.pt", classes, 8)
+    assert missing is not None and "no checkpoint" in missing and "none.pt" in missing
+    other = checkpoint_problem(path, ["a", "c", "b"], 8)  # same names, other order: other label indices
+    assert other is not None and "other classes" in other
+    size = checkpoint_problem(path, classes, 32)
+    assert size is not None and "8 px" in size and "32 px" in size
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(path.read_bytes()[:100])
+    text = checkpoint_problem(corrupt, classes, 8)
+    assert text is not None and "corrupt" in text and "\n" not in text
+    unnamed = save_checkpoint(tiny(), tmp_path / "unnamed.pt", preprocess=PRE)
+    assert "class names" in (checkpoint_problem(unnamed, classes, 8) or "")

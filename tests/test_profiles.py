@@ -85,3 +85,12 @@ def test_data_dir(monkeypatch, tmp_path):
     assert data_dir() == tmp_path / "cache" / "resnet_course"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert data_dir() == Path.home() / ".cache" / "resnet_course"
+
+
+def test_short_run_knobs_and_cpu_degradation_budget():
+    smoke, cpu, gpu = PROFILES["smoke"], PROFILES["cpu"], PROFILES["gpu"]
+    assert (smoke.short_epochs, smoke.short_train_size) == (1, 500)
+    assert (cpu.short_epochs, cpu.short_train_size) == (3, 4_000)
+    assert (gpu.short_epochs, gpu.short_train_size) == (15, None)
+    # notebook 01 took ~9 min in the cpu profile; these sizes aim at ~5 min
+    assert (cpu.degradation_epochs, cpu.degradation_train_size) == (4, 3_000)
