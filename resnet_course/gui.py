@@ -10,7 +10,7 @@
 * **Open checkpoint…** (or drop a ``.pt`` file): the model's name, classes, epoch and recorded test accuracy
   are read from the checkpoint and shown above the results.
 
-All loading and inference runs in a worker thread (``QThreadPool``), so the window stays responsive; bad
+All loading and inference runs in one Python worker thread, so the window stays responsive; bad
 input (a non-image or corrupt file, a missing or corrupt checkpoint) is reported in the window.
 
 The prediction path is :class:`resnet_course.inference.Classifier`; this module only draws. PySide6 (Qt's
@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import os
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 try:
-    from PySide6.QtCore import QEventLoop, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
+    from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Signal, Slot
     from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QImage, QPixmap, QResizeEvent
     from PySide6.QtWidgets import (
         QAbstractItemView,
@@ -109,20 +111,48 @@ class _Signals(QObject):
     row = Signal(int, int, object)  # job id, row index, row dict (folder mode)
 
 
-class _Job(QRunnable):
-    """Base class: a job id, a cancel flag and the signals object."""
+class _GcPause:
+    """Pause Python's automatic garbage collection while any window has a job in flight.
+
+    A collection runs on whichever thread happens to trigger it. Run on the worker thread, it may destroy Qt
+    objects that became garbage on the UI thread (a closed window, a finished job's signals), and Qt objects
+    must die on their own thread: that crashed natively, about one test run in ten. Pausing and resuming are
+    called on the UI thread only; resuming collects there.
+    """
+
+    busy = 0
+    was_enabled = True
+
+    @classmethod
+    def pause(cls) -> None:
+        if cls.busy == 0:
+            cls.was_enabled = gc.isenabled()
+            gc.disable()
+        cls.busy += 1
+
+    @classmethod
+    def resume(cls) -> None:
+        cls.busy = max(0, cls.busy - 1)
+        if cls.busy == 0 and cls.was_enabled:
+            gc.enable()
+            gc.collect()
+
+
+class _Job:
+    """Base class: a job id, a cancel flag and the signals object.
+
+    Jobs run on a Python-created worker thread (a one-thread ``ThreadPoolExecutor``), not on a ``QThreadPool``
+    thread: PySide enters and leaves Python on a Qt pool thread for every job, and PyTorch's per-thread state
+    did not survive that (``torch.load`` crashed natively, about one run in ten). Results reach the window
+    through Qt signals, which Qt queues to the UI thread.
+    """
 
     def __init__(self, job_id: int) -> None:
-        super().__init__()
-        self.setAutoDelete(False)  # the window keeps a reference until the result arrives
         self.job_id = job_id
         self.signals = _Signals()
         self.cancelled = threading.Event()
 
-    def run(self) -> None:  # noqa: D102 - Qt entry point
-        # Leave one core to the UI thread: with every core busy, PyTorch's thread team waits on its slowest
-        # member, and on a loaded 2-core machine one small image took ~2 s instead of ~20 ms.
-        torch.set_num_threads(_INFERENCE_THREADS)
+    def run(self) -> None:
         try:
             result = self.work()
         except (ImageError, CheckpointError) as exc:
@@ -285,10 +315,9 @@ class MainWindow(QMainWindow):
         self.image_path: Path | None = None
         self.predictions: list[tuple[str, float]] | None = None
         self.folder_rows: list[dict[str, Any]] = []
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)  # jobs run in submission order; one model is never used twice at once
+        # One worker: jobs run in submission order and one model is never used by two threads at once.
+        self._executor: ThreadPoolExecutor | None = None
         self._jobs: dict[int, _Job] = {}
-        self._finished_jobs: list[_Job] = []
         self._next_id = 0
         self._checkpoint_job = -1
         self._image_job = -1
@@ -438,23 +467,19 @@ class MainWindow(QMainWindow):
         return bool(self._jobs)
 
     def _submit(self, job: _Job) -> None:
-        if self._pool.activeThreadCount() == 0:
-            self._finished_jobs.clear()  # no worker is inside any of their run() methods any more
         job.signals.done.connect(self._on_done)
         job.signals.failed.connect(self._on_failed)
         job.signals.row.connect(self._on_row)
+        _GcPause.pause()
         self._jobs[job.job_id] = job
-        self._pool.start(job)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resnet-course-gui")
+        self._executor.submit(job.run)  # the future holds the job until run() has returned
 
     def _retire(self, job_id: int) -> None:
-        """Forget a job whose result arrived, but keep the object alive until its thread has left run().
-
-        The result signal is delivered while the worker may still be returning from ``run()``; freeing the
-        runnable (and its signals object) at that moment would be a use-after-free in Qt.
-        """
-        job = self._jobs.pop(job_id, None)
-        if job is not None:
-            self._finished_jobs.append(job)
+        """Forget a job whose result arrived."""
+        if self._jobs.pop(job_id, None) is not None:
+            _GcPause.resume()
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -779,8 +804,12 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         for job in self._jobs.values():
             job.cancelled.set()
-        self._pool.clear()
-        self._pool.waitForDone(30_000)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        for _ in range(len(self._jobs)):
+            _GcPause.resume()
+        self._jobs.clear()
         super().closeEvent(event)
 
 
@@ -808,6 +837,9 @@ def run_app(
     if app is None:
         app = QApplication(sys.argv[:1])
         app.setStyle("Fusion")
+        # Leave one core to the UI thread: with every core busy, PyTorch's thread team waits on its slowest
+        # member, and on a loaded 2-core machine one small image took ~2 s instead of ~20 ms.
+        torch.set_num_threads(_INFERENCE_THREADS)
     window = MainWindow(device=device)
     window.show()
     if checkpoint is not None:
