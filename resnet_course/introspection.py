@@ -30,6 +30,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from .inspection import model_device
 from .plots import new_subplots
 
 __all__ = [
@@ -80,11 +81,6 @@ def _module(model: nn.Module, name: str) -> nn.Module:
     return modules[name]
 
 
-def _device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def _batch(x: Tensor, model: nn.Module) -> Tensor:
     """``x`` as a float batch ``(N, C, H, W)`` on the model's device (a single image gets a batch dim)."""
     if not isinstance(x, Tensor):
@@ -96,7 +92,7 @@ def _batch(x: Tensor, model: nn.Module) -> Tensor:
             f"expected a normalised float tensor, got dtype {x.dtype}; convert uint8 images with the "
             "test transforms (or x.float() / 255 and normalise with the dataset's mean/std) first"
         )
-    return x.to(_device(model))
+    return x.to(model_device(model))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -383,7 +379,7 @@ def computation_graph(
         raise GraphvizNotFoundError()
     from torchviz import make_dot
 
-    x = torch.randn(*input_size, device=_device(model))
+    x = torch.randn(*input_size, device=model_device(model))
     with _mode(model, train=False), torch.enable_grad():
         out = model(x)
     if isinstance(out, tuple | list):

@@ -46,6 +46,7 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from tqdm.auto import tqdm
 
 from .devices import DEVICE_CHOICES, resolve_device
+from .inspection import model_device
 from .schedules import SCHEDULES, LRSchedule, build_schedule
 
 __all__ = [
@@ -352,13 +353,6 @@ class Predictions:
 # --------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (CPU for a model without parameters)."""
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
