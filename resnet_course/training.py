@@ -91,6 +91,11 @@ class TrainConfig:
         weight_decay: ``None`` = 5e-4 for SGD, 0.05 for AdamW.
         decay_norm_and_bias: also decay BatchNorm weights and biases (classic Caffe/He et al. setting);
             ``False`` keeps every 1-D parameter undecayed.
+        lr_factors: per-layer learning rates ("discriminative fine-tuning", Howard & Ruder 2018): a map from a
+            parameter-name prefix to a multiplier of ``lr``; a parameter takes the factor of its longest
+            matching prefix, 1 when none matches. ``{"": 0.1, "fc.": 1.0}`` trains the backbone at a tenth of
+            the head's rate. Each factor becomes its own optimizer parameter group, which every schedule (and
+            SWA's constant rate) scales together.
         schedule: one of ``constant, step, multistep, cosine, onecycle, plateau``.
         warmup_epochs: linear warm-up length in epochs (may be fractional); ``None`` = 20 % of the epochs
             for one-cycle and no warm-up for the others.
@@ -124,6 +129,7 @@ class TrainConfig:
     nesterov: bool = True
     weight_decay: float | None = None
     decay_norm_and_bias: bool = False
+    lr_factors: dict[str, float] = field(default_factory=dict)
     schedule: str = "onecycle"
     warmup_epochs: float | None = None
     warmup_start_factor: float = 0.1
@@ -163,6 +169,16 @@ class TrainConfig:
             problems.append("nesterov=True needs momentum > 0")
         if self.weight_decay is not None and not self.weight_decay >= 0:
             problems.append(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not isinstance(self.lr_factors, dict) or not all(isinstance(k, str) for k in self.lr_factors):
+            problems.append(f"lr_factors must map parameter-name prefixes (str) to factors, got {self.lr_factors!r}")
+        else:
+            self.lr_factors = {k: float(v) for k, v in sorted(self.lr_factors.items())}
+            bad = {k: v for k, v in self.lr_factors.items() if not (math.isfinite(v) and v > 0)}
+            if bad:
+                problems.append(
+                    f"lr_factors must be positive, got {bad}; to stop a layer learning, freeze it "
+                    "(requires_grad=False) instead of a factor of 0"
+                )
         if self.schedule not in SCHEDULES:
             problems.append(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.warmup_epochs is not None and not 0 <= self.warmup_epochs < self.epochs:
@@ -376,23 +392,44 @@ def _use_channels_last(config: TrainConfig, device: torch.device) -> bool:
     return device.type in ("cpu", "cuda")
 
 
+def _lr_factor(name: str, factors: dict[str, float]) -> float:
+    """The factor of the longest prefix of ``name`` in ``factors`` (1 when none matches)."""
+    matches = [prefix for prefix in factors if name.startswith(prefix)]
+    return factors[max(matches, key=len)] if matches else 1.0
+
+
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer of ``config`` with two parameter groups: decayed weights and (unless
-    ``decay_norm_and_bias``) undecayed 1-D parameters (BatchNorm weights/biases and biases)."""
+    """The optimizer of ``config`` over the trainable parameters of ``model``.
+
+    Parameters are grouped by learning rate (``lr × lr_factors``, see :class:`TrainConfig`) and, unless
+    ``decay_norm_and_bias``, by weight decay: 1-D parameters (BatchNorm weights/biases and biases) are not
+    decayed. Each group has a ``"name"`` such as ``"lr x0.1, decay"`` for display.
+    """
     lr, wd = config.effective_lr(), config.effective_weight_decay()
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
         raise ValueError("the model has no trainable parameters (did you freeze everything?)")
-    if config.decay_norm_and_bias:
-        groups: list[dict[str, Any]] = [{"params": params, "weight_decay": wd}]
-    else:
-        decay = [p for p in params if p.ndim > 1]
-        no_decay = [p for p in params if p.ndim <= 1]
-        groups = [g for g in ({"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0})
-                  if g["params"]]
+    unused = [prefix for prefix in config.lr_factors if not any(n.startswith(prefix) for n, _ in named)]
+    if unused:
+        examples = ", ".join(repr(n) for n, _ in named[:2]) + (f", ..., {named[-1][0]!r}" if len(named) > 2 else "")
+        raise ValueError(
+            f"lr_factors prefix(es) {unused} match no trainable parameter of the model; "
+            f"its trainable parameter names are {examples}"
+        )
+    groups: dict[tuple[float, bool], dict[str, Any]] = {}
+    for name, p in named:
+        factor = _lr_factor(name, config.lr_factors)
+        decayed = config.decay_norm_and_bias or p.ndim > 1
+        group = groups.setdefault(
+            (factor, decayed),
+            {"params": [], "lr": lr * factor, "weight_decay": wd if decayed else 0.0, "lr_factor": factor,
+             "name": (f"lr x{factor:g}, " if config.lr_factors else "") + ("decay" if decayed else "no decay")},
+        )
+        group["params"].append(p)
+    ordered = sorted(groups.values(), key=lambda g: (-g["lr_factor"], g["weight_decay"] == 0))
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=config.momentum, nesterov=config.nesterov)
-    return torch.optim.AdamW(groups, lr=lr)
+        return torch.optim.SGD(ordered, lr=lr, momentum=config.momentum, nesterov=config.nesterov)
+    return torch.optim.AdamW(ordered, lr=lr)
 
 
 def _seed_everything(seed: int) -> None:
@@ -608,14 +645,16 @@ class _Run:
     def start_swa_phase(self) -> None:
         if self.swa_schedule is None:
             swa_lr = self.config.swa_lr if self.config.swa_lr is not None else self.config.effective_lr() / 10
-            self.swa_schedule = SWALR(self.optimizer, swa_lr=swa_lr, anneal_epochs=1, anneal_strategy="cos")
+            swa_lrs = [swa_lr * g.get("lr_factor", 1.0) for g in self.optimizer.param_groups]
+            self.swa_schedule = SWALR(self.optimizer, swa_lr=swa_lrs, anneal_epochs=1, anneal_strategy="cos")
 
 
 def _check_resume_config(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
     current = config.to_dict()
+    defaults = TrainConfig().to_dict()  # a field added after the run started counts as its default
     ignore = {"device"}
-    diffs = [f"{k}={saved.get(k)!r} there, {v!r} now" for k, v in current.items()
-             if k not in ignore and saved.get(k) != v]
+    diffs = [f"{k}={saved.get(k, defaults[k])!r} there, {v!r} now" for k, v in current.items()
+             if k not in ignore and saved.get(k, defaults[k]) != v]
     if diffs:
         raise ValueError(
             f"{path}: cannot resume, the run was started with different settings ({'; '.join(diffs)}); "

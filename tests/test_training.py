@@ -95,6 +95,51 @@ def test_weight_decay_not_on_norm_and_bias() -> None:
     assert len(build_optimizer(m, cfg(decay_norm_and_bias=True)).param_groups) == 1
 
 
+def test_lr_factors_make_one_group_per_rate_with_the_longest_prefix_winning() -> None:
+    from resnet_course.training import build_optimizer
+
+    m = model()
+    opt = build_optimizer(m, cfg(lr=0.1, lr_factors={"": 0.1, "fc.": 1.0, "fc.bias": 2.0}))
+    by_name = {g["name"]: g for g in opt.param_groups}
+    assert set(by_name) == {"lr x2, no decay", "lr x1, decay", "lr x0.1, decay", "lr x0.1, no decay"}
+    assert by_name["lr x2, no decay"]["params"] == [m.fc.bias] and by_name["lr x2, no decay"]["lr"] == 0.2
+    assert by_name["lr x1, decay"]["params"] == [m.fc.weight] and by_name["lr x1, decay"]["lr"] == 0.1
+    assert by_name["lr x0.1, decay"]["lr"] == pytest.approx(0.01)
+    backbone = [p for n, p in m.named_parameters() if not n.startswith("fc.")]
+    grouped = by_name["lr x0.1, decay"]["params"] + by_name["lr x0.1, no decay"]["params"]
+    assert len(grouped) == len(backbone) and {id(p) for p in grouped} == {id(p) for p in backbone}
+    # frozen parameters are in no group
+    for p in backbone:
+        p.requires_grad_(False)
+    assert {g["name"] for g in build_optimizer(m, cfg(lr_factors={"fc.": 1.0})).param_groups} == {
+        "lr x1, decay", "lr x1, no decay"}
+
+
+def test_lr_factors_are_validated() -> None:
+    from resnet_course.training import build_optimizer
+
+    with pytest.raises(ValueError, match=r"lr_factors must be positive.*freeze it"):
+        cfg(lr_factors={"layer1.": 0.0})
+    with pytest.raises(ValueError, match="lr_factors must map parameter-name prefixes"):
+        cfg(lr_factors=[("fc.", 1.0)])
+    with pytest.raises(ValueError, match=r"prefix\(es\) \['head\.'\] match no trainable parameter.*'conv1.weight'"):
+        build_optimizer(model(), cfg(lr_factors={"head.": 1.0}))
+    c = cfg(lr_factors={"fc.": 1, "": 0.5})
+    assert list(c.lr_factors.items()) == [("", 0.5), ("fc.", 1.0)]
+    assert TrainConfig.from_dict(c.to_dict()) == c
+
+
+def test_fit_keeps_the_ratio_of_group_rates_through_the_schedule_and_swa(tmp_path: Path) -> None:
+    m = model()
+    c = cfg(epochs=3, lr=0.05, lr_factors={"": 0.1, "fc.": 1.0}, schedule="cosine", swa=True, swa_start=0.5)
+    h = fit(m, *loaders(), c, out_dir=tmp_path, progress=False)
+    assert len(h) == 3
+    groups = read_checkpoint(tmp_path / "last.pt")["optimizer"]["param_groups"]
+    rates = {g["lr_factor"]: g["lr"] for g in groups}
+    assert rates[0.1] == pytest.approx(rates[1.0] * 0.1)  # SWA's constant rate is scaled per group too
+    assert rates[1.0] == pytest.approx(0.005)  # swa_lr defaults to lr / 10
+
+
 # ---------------------------------------------------------------------------------------------- fit
 
 
