@@ -1,4 +1,4 @@
-"""Shared test fixtures: tiny datasets written in the real on-disk formats, and a safe environment.
+"""Shared test fixtures: tiny datasets and checkpoints in the real on-disk formats, and a safe environment.
 
 * matplotlib uses the non-interactive Agg backend;
 * ``RESNET_COURSE_DATA`` points at a temporary folder for the whole session, so tests never touch (or
@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -186,3 +187,31 @@ def imagefolder_root(tmp_path: Path) -> Path:
     )
     (root / "green" / "notes.txt").write_text("not an image\n")
     return root
+
+
+def write_tiny_checkpoint(path: Path, *, classes: list[str], metrics: dict[str, Any], epoch: int = 0) -> Path:
+    """Save an untrained ``resnet20`` (seeded, so always the same weights) with one output per class through
+    :func:`resnet_course.checkpoints.save_checkpoint`: 32-px preprocessing (mean 0.5, std 0.25), the given
+    ``metrics`` and ``epoch``. Returns ``path``."""
+    import torch
+
+    from resnet_course.checkpoints import save_checkpoint
+    from resnet_course.models import create
+
+    torch.manual_seed(0)
+    model = create("resnet20", num_classes=len(classes)).eval()
+    return save_checkpoint(
+        model,
+        path,
+        classes=classes,
+        preprocess={"image_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+        metrics=metrics,
+        epoch=epoch,
+    )
+
+
+@pytest.fixture(scope="session")
+def make_tiny_checkpoint() -> Callable[..., Path]:
+    """The :func:`write_tiny_checkpoint` helper (session-scoped, so module-scoped fixtures can use it):
+    ``make_tiny_checkpoint(path, classes=[...], metrics={"test_accuracy": 0.5}, epoch=3)``."""
+    return write_tiny_checkpoint

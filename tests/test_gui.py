@@ -23,9 +23,7 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QFileDialog
 
 from resnet_course import gui
-from resnet_course.checkpoints import save_checkpoint
 from resnet_course.inference import Classifier
-from resnet_course.models import create
 
 CLASSES = ["circle", "square", "triangle"]
 WAIT_MS = 30_000
@@ -35,20 +33,11 @@ WAIT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A tiny untrained checkpoint (3 classes), good and bad images, and a folder of images."""
+def files(tmp_path_factory: pytest.TempPathFactory, make_tiny_checkpoint) -> dict[str, Path]:
+    """A tiny untrained checkpoint (3 classes, test accuracy 0.5, epoch 3), good and bad images, and a folder
+    of images."""
     root = tmp_path_factory.mktemp("gui")
-    torch.manual_seed(0)
-    model = create("resnet20", num_classes=len(CLASSES)).eval()
-    ckpt = root / "tiny.pt"
-    save_checkpoint(
-        model,
-        ckpt,
-        classes=CLASSES,
-        preprocess={"image_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
-        metrics={"test_accuracy": 0.5},
-        epoch=3,
-    )
+    ckpt = make_tiny_checkpoint(root / "tiny.pt", classes=CLASSES, metrics={"test_accuracy": 0.5}, epoch=3)
     gen = torch.Generator().manual_seed(1)
 
     def noise(w: int, h: int) -> Image.Image:

@@ -11,28 +11,18 @@ import pytest
 import torch
 from PIL import Image
 
-from resnet_course.checkpoints import CheckpointError, save_checkpoint
+from resnet_course.checkpoints import CheckpointError
 from resnet_course.inference import Classifier
-from resnet_course.models import create
 from resnet_course.widgets import ClassifierWidget, classifier_widget
 
 CLASSES = ["circle", "square", "triangle"]
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny untrained 3-class checkpoint (nothing is trained)."""
-    torch.manual_seed(0)
-    model = create("resnet20", num_classes=len(CLASSES)).eval()
+def ckpt(tmp_path_factory: pytest.TempPathFactory, make_tiny_checkpoint) -> Path:
+    """A tiny untrained 3-class checkpoint (nothing is trained), test accuracy 0.75."""
     path = tmp_path_factory.mktemp("widgets") / "tiny.pt"
-    save_checkpoint(
-        model,
-        path,
-        classes=CLASSES,
-        preprocess={"image_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
-        metrics={"test_accuracy": 0.75},
-    )
-    return path
+    return make_tiny_checkpoint(path, classes=CLASSES, metrics={"test_accuracy": 0.75})
 
 
 @pytest.fixture(scope="module")
