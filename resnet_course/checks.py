@@ -367,6 +367,20 @@ def _first(items: list[str], n: int = 4) -> str:
     return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
 
 
+def _state_dict_diff_text(missing: list[str], unexpected: list[str], wrong: list[str], keys: int = 4) -> str:
+    """What :func:`_state_dict_diff` found, in one line for a hint: ``missing a, b; unexpected c; wrong shape
+    d: yours (…), expected (…)``. Only the kinds that occur; at most ``keys`` names of each kind and two
+    shapes, then "(+N more)"."""
+    parts = []
+    if missing:
+        parts.append(f"missing {_first(missing, keys)}")
+    if unexpected:
+        parts.append(f"unexpected {_first(unexpected, keys)}")
+    if wrong:
+        parts.append(f"wrong shape {_first(wrong, 2)}")
+    return "; ".join(parts)
+
+
 def _basic_block_variants(ref: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """The reference output and the outputs of typical mistakes, computed from the reference's layers."""
     with torch.no_grad():
@@ -431,18 +445,14 @@ def _check_one_block(
             "so a conv bias would be redundant",
         )
     if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {_first(missing)}")
-        if unexpected:
-            parts.append(f"unexpected {_first(unexpected)}")
         raise Hint(
-            f"{case}: the parameter names differ from the reference ({'; '.join(parts)})",
+            f"{case}: the parameter names differ from the reference "
+            f"({_state_dict_diff_text(missing, unexpected, wrong)})",
             "name the layers conv1, bn1, conv2, bn2 and keep the shortcut module in self.downsample",
         )
     if wrong:
         raise Hint(
-            f"{case}: some parameters have the wrong shape ({_first(wrong, 2)})",
+            f"{case}: the parameter shapes differ from the reference ({_state_dict_diff_text([], [], wrong)})",
             "conv1 maps inplanes → planes (3×3), conv2 maps planes → planes (3×3); bn1 and bn2 have planes channels",
         )
     block.load_state_dict(ref.state_dict())
@@ -564,17 +574,10 @@ def check_resnet34(model: nn.Module) -> str:
             hint = "use the ImageNet stem (7×7 convolution, stride 2, then a 3×3 max-pool)"
         raise Hint(f"your model has {got:,} parameters; ResNet-34 has {expected:,}", hint)
 
-    missing, unexpected, wrong = _state_dict_diff(model, ref)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {_first(missing, 3)}")
-        if unexpected:
-            parts.append(f"unexpected {_first(unexpected, 3)}")
-        if wrong:
-            parts.append(f"wrong shape {_first(wrong, 2)}")
+    diff = _state_dict_diff(model, ref)
+    if any(diff):
         raise Hint(
-            f"the parameter count is right but the state dicts differ: {'; '.join(parts)}",
+            f"the parameter count is right but the state dicts differ: {_state_dict_diff_text(*diff, keys=3)}",
             "use the package's blocks and torchvision's names (conv1, bn1, layer1…layer4, fc; downsample for projections)",
         )
 
