@@ -12,6 +12,7 @@ Limit: all images are decoded into memory at ``image_size``. ``N × 3 × image_s
 from __future__ import annotations
 
 import pickle
+import shutil
 import socket
 import tarfile
 import threading
@@ -44,6 +45,7 @@ __all__ = [
     "stratified_split",
     "stratified_subset",
     "resize_images",
+    "write_image_folder",
     "CIFAR10_CLASSES",
     "CIFAR10_PUBLISHED_STATS",
     "MAX_BYTES",
@@ -147,6 +149,21 @@ class ImageTensors(torch.utils.data.Dataset):
         idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
         return ImageTensors(
             self.images[idx].clone(), self.labels[idx].clone(), list(self.classes), self.transform
+        )
+
+    def select_classes(self, class_ids: Sequence[int]) -> ImageTensors:
+        """The images of the classes ``class_ids`` (a copy), relabelled ``0 … len(class_ids) - 1`` in that
+        order, e.g. to split a dataset into a source and a target task with no class in common."""
+        ids = [int(i) for i in class_ids]
+        if not ids or len(set(ids)) != len(ids) or not all(0 <= i < len(self.classes) for i in ids):
+            raise ValueError(
+                f"class_ids must be distinct class indices in 0..{len(self.classes) - 1}, got {list(class_ids)}"
+            )
+        keep = torch.isin(self.labels, torch.tensor(ids))
+        relabel = torch.full((len(self.classes),), -1, dtype=torch.int64)
+        relabel[ids] = torch.arange(len(ids))
+        return ImageTensors(
+            self.images[keep].clone(), relabel[self.labels[keep]], [self.classes[i] for i in ids], self.transform
         )
 
     def with_transform(self, transform: Callable[[torch.Tensor], Any] | None) -> ImageTensors:
@@ -639,6 +656,30 @@ def load_imagefolder(
         raise ValueError(f"test_fraction must be in (0, 1) for a single-folder dataset, got {test_fraction}")
     keep, held = stratified_split(everything.labels, test_fraction, seed)
     return everything.subset(keep), None, everything.subset(held)
+
+
+def write_image_folder(part: ImageTensors, root: str | Path, image_size: int | None = None) -> Path:
+    """Write ``part`` as an ImageFolder — ``root/<class name>/<index>.png`` — and return ``root``.
+
+    ``image_size`` resizes the images first (:func:`resize_images`). The folder is written under
+    ``root.partial`` and renamed when complete, so an interrupted run never leaves a half-written ``root``;
+    an existing ``root`` is an error (delete it to rewrite).
+    """
+    root = Path(root).expanduser()
+    if root.exists():
+        raise FileExistsError(f"{root} already exists; delete it to write the ImageFolder again")
+    if any(not c or "/" in c or c in (".", "..") for c in part.classes):
+        raise ValueError(f"class names must be usable as folder names, got {part.classes}")
+    images = part.images if image_size is None else resize_images(part.images, image_size)
+    tmp = root.with_name(root.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for name in part.classes:
+        (tmp / name).mkdir(parents=True)
+    width = max(5, len(str(len(part))))
+    for i, (image, label) in enumerate(zip(images, part.labels.tolist(), strict=True)):
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(tmp / part.classes[label] / f"{i:0{width}d}.png")
+    tmp.rename(root)
+    return root
 
 
 # --------------------------------------------------------------------------------------------------

@@ -332,3 +332,36 @@ def test_load_profile_data_uses_the_profile_sizes(monkeypatch):
     bundle = load_profile_data("smoke", train_size=100)
     assert bundle.name == "shapes10"
     assert len(bundle.train) + len(bundle.val) == 100 and len(bundle.test) == 500
+
+
+def test_select_classes_relabels_in_the_given_order() -> None:
+    from resnet_course.data import ImageTensors
+
+    images = torch.arange(6, dtype=torch.uint8).view(6, 1, 1, 1).expand(6, 3, 2, 2).contiguous()
+    part = ImageTensors(images, torch.tensor([0, 1, 2, 0, 1, 2]), ["x", "y", "z"])
+    picked = part.select_classes([2, 0])
+    assert picked.classes == ["z", "x"] and picked.labels.tolist() == [1, 0, 1, 0]
+    assert picked.images[:, 0, 0, 0].tolist() == [0, 2, 3, 5]
+    with pytest.raises(ValueError, match="distinct class indices in 0..2"):
+        part.select_classes([0, 0])
+    with pytest.raises(ValueError, match="distinct class indices"):
+        part.select_classes([3])
+
+
+def test_write_image_folder_round_trips_through_load_imagefolder(tmp_path) -> None:
+    from resnet_course.data import ImageTensors, write_image_folder
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (12, 3, 16, 16), dtype=torch.uint8, generator=g)
+    part = ImageTensors(images, torch.arange(12) % 3, ["cat", "dog", "emu"])
+    root = write_image_folder(part, tmp_path / "folder")
+    assert sorted(p.name for p in root.iterdir()) == ["cat", "dog", "emu"]
+    assert not (tmp_path / "folder.partial").exists()
+    train, val, test = D.load_imagefolder(root, image_size=16, test_fraction=0.25, seed=0)
+    assert val is None and len(train) == 9 and len(test) == 3 and train.classes == part.classes
+    everything = torch.cat([train.images, test.images])
+    assert sorted(map(bytes, everything.flatten(1).numpy())) == sorted(map(bytes, images.flatten(1).numpy()))
+    with pytest.raises(FileExistsError, match="delete it"):
+        write_image_folder(part, root)
+    small = write_image_folder(part, tmp_path / "small", image_size=8)
+    assert D.load_imagefolder(small, image_size=8, test_fraction=0.25)[0].image_size == (8, 8)
