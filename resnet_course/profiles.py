@@ -58,7 +58,12 @@ class Profile:
     transfer_image_size: int  # input size for transfer learning from ImageNet weights
     transfer_train_size: int | None  # training images for transfer learning; None = all
     transfer_epochs: int  # fine-tuning epochs in the transfer-learning notebook
+    transfer_source_epochs: int  # epochs of the offline source model (when the ImageNet weights are missing)
+    transfer_resnet50: bool  # also fine-tune the bottleneck ResNet-50 (2.25x ResNet-18's compute)
+    download_weights: bool  # may the notebooks download pretrained weights (~45-100 MB each)?
     tricks_epochs: int  # epochs of each run in the training-tricks comparison
+    tricks_train_size: int | None  # training images of each training-tricks run; None = all
+    tricks_noise_seeds: int  # seeds of the repeated baseline that measures run-to-run noise
     short_epochs: int  # epochs of a short run (fallback model of notebooks 06/07/10, 06's seed study)
     short_train_size: int | None  # training images of a short run (stratified subset); None = all
     n_seeds: int  # repetitions with different seeds where a notebook reports mean ± spread
@@ -119,7 +124,12 @@ PROFILES: dict[str, Profile] = {
         transfer_image_size=32,
         transfer_train_size=200,
         transfer_epochs=1,
+        transfer_source_epochs=1,
+        transfer_resnet50=False,
+        download_weights=False,
         tricks_epochs=1,
+        tricks_train_size=500,
+        tricks_noise_seeds=3,
         short_epochs=1,
         short_train_size=500,
         n_seeds=1,
@@ -145,7 +155,12 @@ PROFILES: dict[str, Profile] = {
         transfer_image_size=64,
         transfer_train_size=1_000,
         transfer_epochs=2,
+        transfer_source_epochs=4,
+        transfer_resnet50=False,
+        download_weights=True,
         tricks_epochs=3,
+        tricks_train_size=3_000,
+        tricks_noise_seeds=3,
         short_epochs=3,
         short_train_size=4_000,
         n_seeds=1,
@@ -171,7 +186,12 @@ PROFILES: dict[str, Profile] = {
         transfer_image_size=128,
         transfer_train_size=10_000,
         transfer_epochs=5,
+        transfer_source_epochs=15,
+        transfer_resnet50=True,
+        download_weights=True,
         tricks_epochs=15,
+        tricks_train_size=None,
+        tricks_noise_seeds=3,
         short_epochs=15,
         short_train_size=None,
         n_seeds=3,
