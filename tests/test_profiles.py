@@ -87,10 +87,23 @@ def test_data_dir(monkeypatch, tmp_path):
     assert data_dir() == Path.home() / ".cache" / "resnet_course"
 
 
-def test_short_run_knobs_and_cpu_degradation_budget():
+def test_knobs_grow_from_smoke_to_cpu_to_gpu_and_subsets_fit_inside_the_data():
+    """Every epoch/size knob is at least as large in cpu as in smoke and in gpu as in cpu (None = all data);
+    the subset knobs never ask for more images than the profile's training set; switches are off in smoke."""
+
+    def size(v):
+        return float("inf") if v is None else v
+
     smoke, cpu, gpu = PROFILES["smoke"], PROFILES["cpu"], PROFILES["gpu"]
-    assert (smoke.short_epochs, smoke.short_train_size) == (1, 500)
-    assert (cpu.short_epochs, cpu.short_train_size) == (3, 4_000)
-    assert (gpu.short_epochs, gpu.short_train_size) == (15, None)
-    # notebook 01 took ~9 min in the cpu profile; these sizes aim at ~5 min
-    assert (cpu.degradation_epochs, cpu.degradation_train_size) == (4, 3_000)
+    knobs = ["train_size", "test_size", "epochs", "degradation_epochs", "degradation_train_size", "transfer_train_size",
+             "transfer_epochs", "transfer_source_epochs", "tricks_epochs", "tricks_train_size", "short_epochs",
+             "short_train_size", "n_seeds", "transfer_image_size", "benchmark_images"]
+    for knob in knobs:
+        values = [size(getattr(p, knob)) for p in (smoke, cpu, gpu)]
+        assert values == sorted(values), f"{knob}: {values}"
+    for p in (smoke, cpu, gpu):
+        for knob in ("degradation_train_size", "tricks_train_size", "short_train_size"):
+            assert size(getattr(p, knob)) <= size(p.train_size) or p.train_size is None, (p.name, knob)
+        assert p.tricks_noise_seeds >= 2  # a spread needs two runs at least
+    assert not smoke.download_weights and not smoke.transfer_resnet50  # CI never downloads or trains ResNet-50
+    assert gpu.transfer_resnet50 and gpu.model == "resnet18"
