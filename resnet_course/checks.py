@@ -1,7 +1,8 @@
 """Self-checks for the notebooks' exercises, and the environment check of notebook 00.
 
 Every ``check_*`` function prints one friendly line — ``✅ ...`` when the answer is right, ``❌ ...`` followed
-by a ``Hint:`` when it is not — and returns ``True``/``False``. A wrong answer never raises: exceptions raised
+by a ``Hint:`` when it is not — and returns a :class:`CheckResult`, true when the answer is right (a notebook
+shows nothing more for it: no stray ``True`` under the message). A wrong answer never raises: exceptions raised
 by the student's code are caught and turned into hints.
 
 Writing a new check (other notebooks append theirs here):
@@ -15,7 +16,7 @@ Writing a new check (other notebooks append theirs here):
 ...     if x != 42:
 ...         raise Hint(f"got {x}", "the answer is 6 × 7")
 ...     return "42 is right"
->>> check_answer(41)
+>>> bool(check_answer(41))
 ❌ got 41
    Hint: the answer is 6 × 7
 False
@@ -77,10 +78,13 @@ class CheckResult:
             text += f"\n   Hint: {self.hint}"
         return text
 
-    def show(self) -> bool:
-        """Print the result and return ``passed``."""
+    def show(self) -> CheckResult:
+        """Print the result and return it."""
         print(self)
-        return self.passed
+        return self
+
+    def _ipython_display_(self) -> None:
+        """Shown by :meth:`show` already: as a cell's last value, display nothing more."""
 
 
 class Hint(Exception):
@@ -116,14 +120,15 @@ def student_call(
         ) from None
 
 
-def friendly_check(fn: Callable[..., str]) -> Callable[..., bool]:
-    """Turn a check body (returns a success message or raises :class:`Hint`) into a printing, bool-returning check.
+def friendly_check(fn: Callable[..., str]) -> Callable[..., CheckResult]:
+    """Turn a check body (returns a success message or raises :class:`Hint`) into a check that prints its
+    :class:`CheckResult` and returns it (truthy when passed).
 
     Any other exception is reported as a failed check, never raised into the notebook.
     """
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> bool:
+    def wrapper(*args: Any, **kwargs: Any) -> CheckResult:
         try:
             message = fn(*args, **kwargs)
             result = CheckResult(True, message or "correct")

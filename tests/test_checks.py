@@ -50,15 +50,19 @@ def test_friendly_check_never_raises(capsys):
     def stub():
         raise NotImplementedError
 
-    assert check_positive(3) is True
+    result = check_positive(3)
+    assert result and result.passed and result.message == "3 is positive"
+    from IPython.core.formatters import DisplayFormatter
+
+    assert DisplayFormatter().format(result) == ({}, {})  # printed once; a notebook shows no stray "True"
     assert "✅ 3 is positive" in capsys.readouterr().out
-    assert check_positive(-1) is False
+    assert not check_positive(-1)
     assert "Hint: use a number > 0" in capsys.readouterr().out
-    assert check_broken(0) is False
+    assert not check_broken(0)
     assert "the check could not run: ZeroDivisionError" in capsys.readouterr().out
-    assert check_calls_student(student_fn) is False
+    assert not check_calls_student(student_fn)
     assert "your function raised KeyError: 'oops'" in capsys.readouterr().out
-    assert check_calls_student(stub) is False
+    assert not check_calls_student(stub)
     assert "replace the stub" in capsys.readouterr().out
 
 
@@ -237,7 +241,7 @@ def test_basic_block_reference_and_correct_solution_pass(capsys):
 )
 def test_basic_block_typical_mistakes(capsys, cls, expected):
     ok, out = _run(capsys, cls)
-    assert ok is False
+    assert not ok
     assert out.startswith("❌") and "Hint:" in out
     assert expected in out, out
 
@@ -255,12 +259,12 @@ def test_basic_block_wants_a_class(capsys):
 def test_resnet34_correct_solutions_pass(capsys):
     model = ResNet(BasicBlock, [3, 4, 6, 3], num_classes=1000, stem="imagenet")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    assert check_resnet34(model) is True
+    assert check_resnet34(model)
     out = capsys.readouterr().out
     assert out.startswith("✅") and "21,797,672" in out
     # the check works on a copy: the student's weights are untouched
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert check_resnet34(resnet34()) is True
+    assert check_resnet34(resnet34())
     capsys.readouterr()
 
 
@@ -276,9 +280,9 @@ class ClassResNet34(ResNet):
 
 
 def test_resnet34_accepts_a_class(capsys):
-    assert check_resnet34(ClassResNet34) is True
+    assert check_resnet34(ClassResNet34)
     assert capsys.readouterr().out.startswith("✅")
-    assert check_resnet34(StubResNet34) is False  # the student copy's stub: a hint, not a traceback
+    assert not check_resnet34(StubResNet34)  # the student copy's stub: a hint, not a traceback
     assert "replace the stub" in capsys.readouterr().out
 
 
@@ -300,7 +304,7 @@ def test_resnet34_parameter_count_matches_paper_figure():
     ],
 )
 def test_resnet34_typical_mistakes(capsys, model, expected):
-    assert check_resnet34(model()) is False
+    assert not check_resnet34(model())
     out = capsys.readouterr().out
     assert out.startswith("❌") and expected in out, out
 
@@ -326,10 +330,10 @@ class SkipsMaxPool(ResNet):
 
 
 def test_resnet34_wrong_names_and_wrong_forward(capsys):
-    assert check_resnet34(Renamed()) is False
+    assert not check_resnet34(Renamed())
     out = capsys.readouterr().out
     assert "state dicts differ" in out and "net.conv1.weight" in out
-    assert check_resnet34(SkipsMaxPool()) is False
+    assert not check_resnet34(SkipsMaxPool())
     assert "outputs differ" in capsys.readouterr().out
 
 
@@ -349,7 +353,7 @@ def _recall(cm):
 
 
 def test_check_recall_from_confusion_passes_the_solution(capsys):
-    assert checks.check_recall_from_confusion(_recall) is True
+    assert checks.check_recall_from_confusion(_recall)
     assert "✅" in capsys.readouterr().out
 
 
@@ -366,7 +370,7 @@ def test_check_recall_from_confusion_passes_the_solution(capsys):
     ],
 )
 def test_check_recall_from_confusion_fails_with_a_hint(wrong, hint, capsys):
-    assert checks.check_recall_from_confusion(wrong) is False
+    assert not checks.check_recall_from_confusion(wrong)
     assert hint in capsys.readouterr().out
 
 
@@ -395,15 +399,15 @@ def test_check_gradient_bug(capsys):
     model = checks.gradient_bug_model(1)
     _backward_once(model)
     truth = model._gradient_bug_parameter
-    assert checks.check_gradient_bug(truth, model) is True
-    assert checks.check_gradient_bug(truth.removesuffix(".weight"), model) is True
+    assert checks.check_gradient_bug(truth, model)
+    assert checks.check_gradient_bug(truth.removesuffix(".weight"), model)
     capsys.readouterr()
-    assert checks.check_gradient_bug("fc.weight", model) is False
+    assert not checks.check_gradient_bug("fc.weight", model)
     assert "does get a gradient" in capsys.readouterr().out
-    assert checks.check_gradient_bug("no.such.layer", model) is False
+    assert not checks.check_gradient_bug("no.such.layer", model)
     assert "not a parameter" in capsys.readouterr().out
-    assert checks.check_gradient_bug(3, model) is False
-    assert checks.check_gradient_bug(truth, resnet18(num_classes=10)) is False  # not the exercise's model
+    assert not checks.check_gradient_bug(3, model)
+    assert not checks.check_gradient_bug(truth, resnet18(num_classes=10))  # not the exercise's model
 
 
 # --- notebook 10 ---
@@ -418,7 +422,7 @@ def _top_k(logits, classes, k=5):
 
 
 def test_check_top_k_passes_the_solution(capsys):
-    assert checks.check_top_k(_top_k) is True
+    assert checks.check_top_k(_top_k)
     assert "✅" in capsys.readouterr().out
 
 
@@ -441,7 +445,7 @@ def test_check_top_k_passes_the_solution(capsys):
     ],
 )
 def test_check_top_k_fails_with_a_hint(wrong, hint, capsys):
-    assert checks.check_top_k(wrong) is False
+    assert not checks.check_top_k(wrong)
     assert hint in capsys.readouterr().out
 
 
@@ -465,7 +469,7 @@ def _histories():
 def test_check_final_train_errors_passes_the_solution(capsys):
     hs = _histories()
     assert (
-        checks.check_final_train_errors(lambda h: {n: 1 - x.train_acc[-1] for n, x in h.items()}, hs) is True
+        checks.check_final_train_errors(lambda h: {n: 1 - x.train_acc[-1] for n, x in h.items()}, hs)
     )
     assert "✅" in capsys.readouterr().out
 
@@ -483,7 +487,7 @@ def test_check_final_train_errors_passes_the_solution(capsys):
     ],
 )
 def test_check_final_train_errors_fails_with_a_hint(wrong, hint, capsys):
-    assert checks.check_final_train_errors(wrong, _histories()) is False
+    assert not checks.check_final_train_errors(wrong, _histories())
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out, out
 
@@ -507,8 +511,8 @@ def _mean_std(images):
 def test_check_mean_std_passes_the_solution_and_compute_mean_std(capsys):
     from resnet_course.data import compute_mean_std
 
-    assert checks.check_mean_std(_mean_std, _images()) is True
-    assert checks.check_mean_std(compute_mean_std, _images()) is True
+    assert checks.check_mean_std(_mean_std, _images())
+    assert checks.check_mean_std(compute_mean_std, _images())
     assert capsys.readouterr().out.count("✅") == 2
 
 
@@ -530,14 +534,14 @@ def test_check_mean_std_passes_the_solution_and_compute_mean_std(capsys):
     ],
 )
 def test_check_mean_std_fails_with_a_hint(wrong, hint, capsys):
-    assert checks.check_mean_std(wrong, _images()) is False
+    assert not checks.check_mean_std(wrong, _images())
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out, out
 
 
 def test_check_mean_std_rejects_an_answer_hard_coded_for_the_given_images(capsys):
     fixed = _mean_std(_images())
-    assert checks.check_mean_std(lambda x: fixed, _images()) is False
+    assert not checks.check_mean_std(lambda x: fixed, _images())
     assert "second, random image set" in capsys.readouterr().out
 
 
@@ -556,7 +560,7 @@ def _lr_at(step, base_lr, warmup_steps, total_steps):
 
 
 def test_check_warmup_cosine_lr_passes_the_solution(capsys):
-    assert checks.check_warmup_cosine_lr(_lr_at) is True
+    assert checks.check_warmup_cosine_lr(_lr_at)
     assert "✅" in capsys.readouterr().out
 
 
@@ -580,20 +584,20 @@ def _no_warmup_offset(step, base_lr, warmup_steps, total_steps):
     ],
 )
 def test_check_warmup_cosine_lr_fails_with_a_hint(wrong, hint, capsys):
-    assert checks.check_warmup_cosine_lr(wrong) is False
+    assert not checks.check_warmup_cosine_lr(wrong)
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out, out
 
 
 def test_check_model_selection_split(capsys):
-    assert checks.check_model_selection_split("val") is True
-    assert checks.check_model_selection_split(" Validation ") is True
+    assert checks.check_model_selection_split("val")
+    assert checks.check_model_selection_split(" Validation ")
     capsys.readouterr()
-    assert checks.check_model_selection_split("test") is False
+    assert not checks.check_model_selection_split("test")
     assert "optimistic" in capsys.readouterr().out
-    assert checks.check_model_selection_split("train") is False
+    assert not checks.check_model_selection_split("train")
     assert "memorising" in capsys.readouterr().out
-    assert checks.check_model_selection_split(3) is False
+    assert not checks.check_model_selection_split(3)
     assert "not one of" in capsys.readouterr().out
 
 
@@ -644,7 +648,7 @@ def _fe_returns_nothing(model, num_classes):
 
 
 def test_check_feature_extractor_passes_the_solution(capsys):
-    assert checks.check_feature_extractor(_feature_extractor) is True
+    assert checks.check_feature_extractor(_feature_extractor)
     assert capsys.readouterr().out.startswith("✅")
 
 
@@ -661,7 +665,7 @@ def test_check_feature_extractor_passes_the_solution(capsys):
     ],
 )
 def test_check_feature_extractor_fails_with_a_hint(wrong, hint, capsys):
-    assert checks.check_feature_extractor(wrong) is False
+    assert not checks.check_feature_extractor(wrong)
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out
 
@@ -699,7 +703,7 @@ def _pg_head_only(model, lr, backbone_factor):
 
 
 def test_check_param_groups_passes_the_solution(capsys):
-    assert checks.check_param_groups(_param_groups) is True
+    assert checks.check_param_groups(_param_groups)
     assert capsys.readouterr().out.startswith("✅")
 
 
@@ -715,7 +719,7 @@ def test_check_param_groups_passes_the_solution(capsys):
     ],
 )
 def test_check_param_groups_fails_with_a_hint(wrong, hint, capsys):
-    assert checks.check_param_groups(wrong) is False
+    assert not checks.check_param_groups(wrong)
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out
 
@@ -739,7 +743,7 @@ def _smoothed_unnormalised(labels, num_classes, eps):
 
 
 def test_check_smoothed_targets_passes_the_solution(capsys):
-    assert checks.check_smoothed_targets(_smoothed) is True
+    assert checks.check_smoothed_targets(_smoothed)
     assert capsys.readouterr().out.startswith("✅")
 
 
@@ -754,7 +758,7 @@ def test_check_smoothed_targets_passes_the_solution(capsys):
     ],
 )
 def test_check_smoothed_targets_fails_with_a_hint(wrong, hint, capsys):
-    assert checks.check_smoothed_targets(wrong) is False
+    assert not checks.check_smoothed_targets(wrong)
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out
 
@@ -781,7 +785,7 @@ def _accumulate_first_chunk_only(model, x, y, accum_steps):
 
 
 def test_check_accumulation_passes_the_solution(capsys):
-    assert checks.check_accumulation(_accumulate) is True
+    assert checks.check_accumulation(_accumulate)
     assert capsys.readouterr().out.startswith("✅")
 
 
@@ -795,6 +799,6 @@ def test_check_accumulation_passes_the_solution(capsys):
     ],
 )
 def test_check_accumulation_fails_with_a_hint(wrong, hint, capsys):
-    assert checks.check_accumulation(wrong) is False
+    assert not checks.check_accumulation(wrong)
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out
