@@ -12,11 +12,16 @@ after warm-up. Each setting is printed with its ratio to the plain fp32 contiguo
     python benchmarks/train_throughput.py [--models resnet20 resnet18] [--batch-size 128] [--steps 10]
         [--threads N] [--device auto|cpu|cuda] [--compile]
     python benchmarks/train_throughput.py --compare-recipes [--images 4000] [--epochs 6] [--threads N]
+    python benchmarks/train_throughput.py --compare-precision [--images 9000] [--epochs 8] [--seeds 3]
 
 ``--compare-recipes`` trains ResNet-20 on ``--images`` shapes10 images (crop/flip augmentation) with
 (a) the defaults of ``TrainConfig`` and (b) a hand-tuned baseline — SGD, Nesterov momentum 0.9, one-cycle
 (30 % warm-up, PyTorch's default shape), weight decay 5e-4 on every parameter, no label smoothing, fp32
 contiguous — at several peak learning rates, and prints test accuracy and training time of each.
+
+``--compare-precision`` trains the engine's default recipe in fp32 and with ``amp=True`` (bf16 autocast on a
+CPU) for ``--seeds`` seeds each and prints the final test accuracy (mean ± std) and training time: does the
+speed of mixed precision cost accuracy?
 """
 
 from __future__ import annotations
@@ -143,6 +148,36 @@ def compare_recipes(args: argparse.Namespace) -> None:
         print(f"{label:<34s} test acc {acc:.2%}   train wall {wall:6.1f}s  process CPU {cpu:6.1f}s", flush=True)
 
 
+def compare_precision(args: argparse.Namespace) -> None:
+    """Final test accuracy and training time of the engine's recipe in fp32 and under mixed precision
+    (``TrainConfig(amp=True)``: bf16 autocast on CPU, fp16/bf16 on CUDA), over ``--seeds`` seeds each."""
+    import statistics
+
+    from resnet_course.data import load_data
+    from resnet_course.training import TrainConfig, evaluate, fit
+
+    device = resolve_device(args.device)
+    bundle = load_data("shapes10", train_size=args.images, test_size=args.images // 4, val_fraction=0.0, seed=0)
+    print(f"ResNet-20 on {len(bundle.train)} shapes10 images, {args.epochs} epochs, batch 128, engine defaults "
+          f"(SGD, one-cycle, label smoothing 0.1, channels_last); test on {len(bundle.test)}; device {device}, "
+          f"{torch.get_num_threads()} threads, seeds 0..{args.seeds - 1}, {date.today()}")
+    for label, amp in (("fp32", False), ("mixed precision (amp=True)", True)):
+        accs, walls = [], []
+        for seed in range(args.seeds):
+            config = TrainConfig(epochs=args.epochs, amp=amp, seed=seed, device=str(device))
+            torch.manual_seed(seed)
+            model = models.create("resnet20", num_classes=10)
+            train, _, test = bundle.loaders(128, device=device, seed=seed, channels_last=True)
+            wall0 = time.perf_counter()
+            fit(model, train, None, config, progress=False)
+            walls.append(time.perf_counter() - wall0)
+            accs.append(evaluate(model, test)["accuracy"])
+            print(f"  {label:<28s} seed {seed}: test acc {accs[-1]:.2%}  train wall {walls[-1]:6.1f}s", flush=True)
+        spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        print(f"{label:<30s} test acc {statistics.mean(accs):.2%} ± {spread:.2%} (mean ± std over {len(accs)} "
+              f"seeds)   train wall {statistics.mean(walls):6.1f}s per run", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["resnet20", "resnet18"])
@@ -153,6 +188,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (CUDA recommended)")
     parser.add_argument("--compare-recipes", action="store_true")
+    parser.add_argument("--compare-precision", action="store_true", help="fp32 vs amp accuracy over --seeds seeds")
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--images", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--baseline-lrs", type=float, nargs="+", default=[0.05, 0.1, 0.2])
@@ -160,7 +197,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     with contextlib.suppress(KeyboardInterrupt):
-        (compare_recipes if args.compare_recipes else throughput)(args)
+        if args.compare_precision:
+            compare_precision(args)
+        else:
+            (compare_recipes if args.compare_recipes else throughput)(args)
 
 
 if __name__ == "__main__":
