@@ -200,16 +200,19 @@ def test_loader_batch_size_must_match_config() -> None:
 # ---------------------------------------------------------------------------------------------- resume
 
 
-def test_resume_after_epoch_two_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lr_factors", [{}, {"": 0.5, "fc.": 1.0}], ids=["one-rate", "lr_factors"])
+def test_resume_after_epoch_two_equals_an_uninterrupted_run(tmp_path: Path, lr_factors: dict) -> None:
     straight = model()
-    h_straight = fit(straight, *loaders(), cfg(), out_dir=tmp_path / "a", progress=False)
+    h_straight = fit(straight, *loaders(), cfg(lr_factors=lr_factors), out_dir=tmp_path / "a", progress=False)
 
     first = model()
-    h_first = fit(first, *loaders(), cfg(), out_dir=tmp_path / "b", progress=False, callback=lambda h: len(h) == 2)
+    h_first = fit(first, *loaders(), cfg(lr_factors=lr_factors), out_dir=tmp_path / "b", progress=False,
+                  callback=lambda h: len(h) == 2)
     assert len(h_first) == 2 and h_first.interrupted
     torch.manual_seed(123)  # a different initialisation: everything must come from last.pt
     resumed = create("resnet20", num_classes=4)
-    h_resumed = fit(resumed, *loaders(), cfg(), out_dir=tmp_path / "b", resume=True, progress=False)
+    h_resumed = fit(resumed, *loaders(), cfg(lr_factors=lr_factors), out_dir=tmp_path / "b", resume=True,
+                    progress=False)
     assert same_weights(straight, resumed)
     assert h_resumed.train_loss == h_straight.train_loss and h_resumed.val_acc == h_straight.val_acc
 
@@ -237,6 +240,21 @@ def test_ctrl_c_mid_epoch_saves_a_resumable_checkpoint(tmp_path: Path) -> None:
     h2 = fit(m, *loaders(), cfg(accum_steps=2), out_dir=tmp_path / "b", resume=True, progress=False)
     assert len(h2) == 3 and not h2.interrupted
     assert same_weights(straight, m)
+
+
+def test_a_checkpoint_from_before_a_new_config_field_still_resumes(tmp_path: Path) -> None:
+    """Checkpoints written before TrainConfig gained lr_factors lack the key: it counts as its default."""
+    from resnet_course.checkpoints import save_checkpoint
+
+    fit(model(), loaders()[0], None, cfg(epochs=2), out_dir=tmp_path, progress=False, callback=lambda h: True)
+    ckpt = read_checkpoint(tmp_path / "last.pt")
+    del ckpt["config"]["lr_factors"]
+    save_checkpoint(ckpt, tmp_path / "last.pt")
+    h = fit(model(), loaders()[0], None, cfg(epochs=2), out_dir=tmp_path, resume=True, progress=False)
+    assert len(h) == 2
+    with pytest.raises(ValueError, match=r"lr_factors=\{\} there"):
+        fit(model(), loaders()[0], None, cfg(epochs=2, lr_factors={"fc.": 2.0}), out_dir=tmp_path, resume=True,
+            progress=False)
 
 
 def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
