@@ -31,6 +31,7 @@ __all__ = [
     "get_profile",
     "data_dir",
     "resolve_dataset_spec",
+    "profiles_table",
 ]
 
 PROFILE_ENV = "RESNET_COURSE_PROFILE"
@@ -202,6 +203,20 @@ PROFILES: dict[str, Profile] = {
         benchmark_images=10_000,
     ),
 }
+
+
+def profiles_table(names: list[str] | None = None) -> Any:
+    """The knobs of several profiles side by side: a ``pandas.DataFrame`` with one row per knob and one column
+    per profile (all of :data:`PROFILES` by default), values written as ``print(profile)`` writes them
+    (``None`` as "all")."""
+    import pandas as pd
+
+    names = list(PROFILES) if names is None else list(names)
+    unknown = [n for n in names if n not in PROFILES]
+    if unknown:
+        raise ValueError(f"unknown profile(s) {unknown}; valid profiles are: {', '.join(PROFILES)}")
+    table = pd.DataFrame({n: {k: _fmt(v) for k, v in PROFILES[n].as_dict().items()} for n in names})
+    return table.drop(index="name")
 
 
 def resolve_dataset_spec(spec: str) -> str:

@@ -107,3 +107,16 @@ def test_knobs_grow_from_smoke_to_cpu_to_gpu_and_subsets_fit_inside_the_data():
         assert p.tricks_noise_seeds >= 2  # a spread needs two runs at least
     assert not smoke.download_weights and not smoke.transfer_resnet50  # CI never downloads or trains ResNet-50
     assert gpu.transfer_resnet50 and gpu.model == "resnet18"
+
+
+def test_profiles_table_lists_every_knob_per_profile():
+    from resnet_course.profiles import profiles_table
+
+    table = profiles_table()
+    assert list(table.columns) == ["smoke", "cpu", "gpu"]
+    assert "name" not in table.index and "tricks_train_size" in table.index
+    assert table.loc["train_size", "gpu"] == "all" and table.loc["epochs", "smoke"] == "2"
+    assert table.loc["degradation_models", "gpu"] == "plain20, plain56, resnet20, resnet56"
+    assert list(profiles_table(["cpu"]).columns) == ["cpu"]
+    with pytest.raises(ValueError, match="unknown profile"):
+        profiles_table(["laptop"])
