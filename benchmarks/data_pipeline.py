@@ -13,8 +13,7 @@ Only the data pipeline is timed (no model). Runs on CPU, and on CUDA too when it
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 from PIL import Image
@@ -22,6 +21,7 @@ from torchvision.transforms import v2
 
 from resnet_course.data import ImageTensors, compute_mean_std, load_data
 from resnet_course.loaders import TensorLoader
+from resnet_course.throughput import loader_images_per_second
 
 
 class PILDataset(torch.utils.data.Dataset):
@@ -39,19 +39,20 @@ class PILDataset(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.arrays[i])), self.labels[i]
 
 
-def time_pipeline(loader: Iterable, device: torch.device, epochs: int = 1) -> float:
-    """Images per second over ``epochs`` passes, including the copy to ``device``; one warm-up batch first."""
-    next(iter(loader))
-    count = 0
-    start = time.perf_counter()
+def _on_device(loader: Iterable, device: torch.device, epochs: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The batches of ``epochs`` passes over ``loader``, each copied to ``device``."""
     for _ in range(epochs):
         for x, y in loader:
-            x = x.to(device, non_blocking=True)
-            y = y.to(device, non_blocking=True)
-            count += len(y)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return count / (time.perf_counter() - start)
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def time_pipeline(loader: Iterable, device: torch.device, epochs: int = 1) -> float:
+    """Images per second over ``epochs`` passes, including the copy to ``device``; one warm-up batch first.
+
+    :func:`loader_images_per_second` waits for a GPU to finish before it stops the clock.
+    """
+    next(iter(loader))
+    return loader_images_per_second(_on_device(loader, device, epochs))
 
 
 def main(argv: list[str] | None = None) -> list[tuple[str, str, float]]:
