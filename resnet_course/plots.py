@@ -11,14 +11,19 @@ anything with the attributes (or a mapping with the keys) ``epoch, train_loss, t
 val_acc, lr`` works, plus the optional ``label`` and ``best_epoch``. ``best_epoch`` is an epoch *number*,
 i.e. one of the values of ``epoch``. Accuracies are fractions in [0, 1] and are drawn as percentages.
 Validation lists may be empty or hold ``None``/NaN when a run had no validation split.
+
+:func:`plot_error_curves` is the view of He et al. 2015 (Fig. 1 and 6) used by notebook 01: training and
+validation *error* of plain and residual CIFAR nets (named like ``plain56`` / ``resnet110``) against epochs.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
@@ -30,6 +35,8 @@ __all__ = [
     "history_values",
     "best_epoch",
     "plot_training_curves",
+    "split_model_name",
+    "plot_error_curves",
     "plot_prediction_bars",
     "plot_results",
 ]
@@ -185,6 +192,91 @@ def plot_training_curves(
         ax_lr.grid(True, alpha=0.3)
         if len(runs) > 1:
             ax_lr.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+_MODEL_NAME = re.compile(r"(plain|resnet)([1-9][0-9]*)")
+
+
+def split_model_name(name: str) -> tuple[str, int]:
+    """``("plain", 56)`` for ``"plain56"``, ``("resnet", 110)`` for ``"resnet110"``.
+
+    The family is ``"plain"`` (no shortcuts) or ``"resnet"`` (residual); the depth is the number of weighted
+    layers in the name. Any other name (``"wrn16_4"``, ``"resnet20 (seed 1)"``, ``"plain"``) is a
+    ``ValueError``: the family and depth of such a run cannot be told from its name.
+    """
+    match = _MODEL_NAME.fullmatch(str(name))
+    if match is None:
+        raise ValueError(
+            f"cannot tell family and depth from the model name {name!r}: expected 'plain' or 'resnet' "
+            "followed by the number of layers, like 'plain56' or 'resnet110'"
+        )
+    return match.group(1), int(match.group(2))
+
+
+def plot_error_curves(
+    histories: Any,
+    num_classes: int,
+    title: str = "",
+    *,
+    figsize: tuple[float, float] = (11.0, 4.0),
+) -> Figure:
+    """Training error (left) and validation error (right), in %, against epochs; He et al. 2015, Fig. 1 / 6.
+
+    Args:
+        histories: ``{model name: History}`` (or a list of Histories labelled with the model name); every
+            name must be a plain or residual net like ``"plain56"`` / ``"resnet56"`` (see
+            :func:`split_model_name`), since the family and depth pick the line's style.
+        num_classes: number of classes, for the dotted chance line at ``1 - 1/num_classes`` error.
+        title: figure title.
+
+    Error is ``1 - accuracy`` of each epoch (``train_acc`` is measured on the augmented training batches).
+    Plain nets are dashed in reds, residual nets solid in blues; within a family, the deeper the net, the
+    darker its colour (shades are spread over all depths present, so plain-N and ResNet-N share a shade).
+    A run without validation data has no line in the right panel. Each line is labelled with its model name;
+    the legend is in the left panel. The two panels share the y axis.
+    """
+    runs = _as_runs(histories, None)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
+    parsed = {label: split_model_name(label) for label, _ in runs}
+    depths = sorted({depth for _, depth in parsed.values()})
+    shades = {d: 0.45 + 0.55 * i / max(1, len(depths) - 1) for i, d in enumerate(depths)}
+    colormaps = {"plain": matplotlib.colormaps["Reds"], "resnet": matplotlib.colormaps["Blues"]}
+
+    fig = new_figure(figsize=figsize)
+    ax_train, ax_val = fig.subplots(1, 2, sharey=True)
+    for label, h in runs:
+        family, depth = parsed[label]
+        epochs = history_values(h, "epoch")
+        style: dict[str, Any] = {
+            "color": colormaps[family](shades[depth]),
+            "linestyle": "--" if family == "plain" else "-",
+            "marker": "o",
+            "markersize": 3,
+            "label": label,
+        }
+        ax_train.plot(epochs, 100.0 * (1.0 - history_values(h, "train_acc")), **style)
+        val_error = 100.0 * (1.0 - history_values(h, "val_acc"))
+        if np.isfinite(val_error).any():
+            ax_val.plot(epochs, val_error, **style)
+    chance = 100.0 * (1.0 - 1.0 / num_classes)
+    for ax, what in ((ax_train, "training error"), (ax_val, "validation error")):
+        ax.axhline(chance, color="grey", linewidth=0.8, linestyle=":", label="_chance")
+        ax.set(xlabel="epoch", ylabel=f"{what} (%)", title=what.capitalize())
+        ax.grid(True, alpha=0.3)
+    ax_train.legend()
+    ax_train.annotate(
+        "chance",
+        (ax_train.get_xlim()[0], chance),
+        fontsize="small",
+        color="grey",
+        xytext=(4, -12),
+        textcoords="offset points",
+    )
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -148,3 +148,77 @@ def test_package_figures_are_released_from_pyplot_so_notebooks_show_them_once():
     buf = BytesIO()
     fig.savefig(buf, format="png")  # still drawable and renderable after being released
     assert buf.getvalue()[:4] == b"\x89PNG"
+
+
+def _error_history(train_acc, val_acc=None):
+    n = len(train_acc)
+    return FakeHistory(
+        epoch=list(range(1, n + 1)),
+        train_loss=[1.0] * n,
+        train_acc=list(train_acc),
+        val_loss=[1.0] * n if val_acc else [],
+        val_acc=list(val_acc) if val_acc else [None] * n,
+        lr=[0.1] * n,
+        seconds=[1.0] * n,
+        best_epoch=None,
+    )
+
+
+def test_split_model_name():
+    assert plots.split_model_name("plain56") == ("plain", 56)
+    assert plots.split_model_name("resnet110") == ("resnet", 110)
+    for bad in ("wrn16_4", "resnet", "resnet20 (seed 1)", "plain020", "preact_resnet18"):
+        with pytest.raises(ValueError, match="like 'plain56' or 'resnet110'"):
+            plots.split_model_name(bad)
+
+
+def test_error_curves_styles_values_and_chance_line():
+    histories = {
+        "plain20": _error_history([0.3, 0.6, 0.8], [0.25, 0.55, 0.75]),
+        "plain56": _error_history([0.2, 0.5, 0.7], [0.2, 0.5, 0.65]),
+        "resnet20": _error_history([0.3, 0.65, 0.85], [0.3, 0.6, 0.8]),
+        "resnet56": _error_history([0.35, 0.7, 0.9]),  # no validation split
+    }
+    fig = plots.plot_error_curves(histories, num_classes=10, title="Degradation on shapes10")
+    assert isinstance(fig, Figure)
+    ax_train, ax_val = fig.axes
+    assert fig._suptitle.get_text() == "Degradation on shapes10"
+    assert (ax_train.get_xlabel(), ax_train.get_ylabel()) == ("epoch", "training error (%)")
+    assert ax_val.get_ylabel() == "validation error (%)"
+    assert ax_train.get_shared_y_axes().joined(ax_train, ax_val)
+
+    def curves(ax):
+        return {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+
+    train, val = curves(ax_train), curves(ax_val)
+    assert list(train) == ["plain20", "plain56", "resnet20", "resnet56"]
+    assert list(val) == ["plain20", "plain56", "resnet20"]  # resnet56 has no validation data
+    np.testing.assert_allclose(train["plain56"].get_ydata(), [80, 50, 30])
+    np.testing.assert_allclose(train["plain56"].get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(val["resnet20"].get_ydata(), [70, 40, 20])
+    for name, line in train.items():
+        assert line.get_linestyle() == ("--" if name.startswith("plain") else "-")
+        red, green, blue, _ = line.get_color()
+        assert (red > blue) if name.startswith("plain") else (blue > red)
+    # Darker (lower luminance) means deeper; plain-N and ResNet-N share the shade.
+    assert sum(train["plain56"].get_color()[:3]) < sum(train["plain20"].get_color()[:3])
+    assert sum(train["resnet56"].get_color()[:3]) < sum(train["resnet20"].get_color()[:3])
+    assert val["plain20"].get_color() == train["plain20"].get_color()
+    for ax in (ax_train, ax_val):
+        chance = [line for line in ax.get_lines() if line.get_label() == "_chance"]
+        assert len(chance) == 1 and chance[0].get_linestyle() == ":"
+        np.testing.assert_allclose(chance[0].get_ydata(), [90, 90])
+    legend = [t.get_text() for t in ax_train.get_legend().get_texts()]
+    assert legend == ["plain20", "plain56", "resnet20", "resnet56"]
+    assert ax_val.get_legend() is None
+    fig.canvas.draw()
+
+
+def test_error_curves_reject_bad_input():
+    h = _error_history([0.2, 0.4])
+    with pytest.raises(ValueError, match="'wrn16_4'"):
+        plots.plot_error_curves({"plain20": h, "wrn16_4": h}, num_classes=10)
+    with pytest.raises(ValueError, match="num_classes must be an integer of at least 2"):
+        plots.plot_error_curves({"plain20": h}, num_classes=1)
+    with pytest.raises(ValueError, match="no histories"):
+        plots.plot_error_curves({}, num_classes=10)
