@@ -1,4 +1,5 @@
-"""Analysing predictions: confusion matrix, per-class report, most-confused pairs, mistakes, run tables.
+"""Analysing predictions: confusion matrix, per-class report, most-confused pairs, mistakes, run tables,
+and the degradation verdict of notebook 01 (:func:`degradation_verdict`).
 
 Predictions are duck-typed so that this module does not import :mod:`resnet_course.training`: anything
 with the attributes (or a mapping with the keys) ``labels`` (true classes, ``(N,)``), ``preds``
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -23,7 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from .plots import new_subplots
+from .plots import new_subplots, split_model_name
 
 __all__ = [
     "confusion",
@@ -36,6 +38,11 @@ __all__ = [
     "plot_mistakes",
     "plot_confusion_pair",
     "results_table",
+    "DEGRADATION_MARGIN",
+    "CHANCE_MARGIN",
+    "DepthComparison",
+    "DegradationVerdict",
+    "degradation_verdict",
 ]
 
 
@@ -480,3 +487,201 @@ def results_table(
         ]
     table.index.name = name
     return table
+
+
+# --------------------------------------------------------------------------------------------------
+# The degradation verdict (He et al. 2015, Fig. 1 and 6)
+# --------------------------------------------------------------------------------------------------
+
+DEGRADATION_MARGIN = 0.005
+"""Default margin (0.5 percentage points): a smaller difference in training error is "too close to call"."""
+
+CHANCE_MARGIN = 0.02
+"""A net whose training error is above ``1 - 1/num_classes - CHANCE_MARGIN`` is still at chance level."""
+
+Status = Literal[
+    "reproduced",
+    "too close to call",
+    "not reproduced at this budget",
+    "inconclusive: a network is still at chance level",
+]
+_EXPECTED: dict[str, Literal["higher", "lower"]] = {"plain": "higher", "resnet": "lower"}
+
+
+@dataclass(frozen=True)
+class DepthComparison:
+    """The shallowest and the deepest net of one family, compared by final-epoch training error.
+
+    ``difference`` is ``deep_error - shallow_error`` (fractions in [0, 1]); ``expected`` is what He et al.
+    report for the deeper net of the family (plain: ``"higher"`` error, resnet: ``"lower"``); ``status`` is
+    one of ``"reproduced"``, ``"too close to call"``, ``"not reproduced at this budget"`` and
+    ``"inconclusive: a network is still at chance level"``; ``text`` is the one-line summary.
+    """
+
+    family: str
+    shallow: str
+    deep: str
+    shallow_error: float
+    deep_error: float
+    difference: float
+    expected: Literal["higher", "lower"]
+    status: Status
+    text: str
+
+    @property
+    def reproduced(self) -> bool:
+        """True when the paper's direction showed by more than the margin (and neither net is at chance)."""
+        return self.status == "reproduced"
+
+
+@dataclass(frozen=True)
+class DegradationVerdict:
+    """Result of :func:`degradation_verdict`.
+
+    Attributes:
+        comparisons: one :class:`DepthComparison` per family with at least two depths (plain first).
+        missing: a line for each family with fewer than two depths, which cannot show a depth trend.
+        same_depth: ``{depth: (plain error, residual error)}`` for every depth with both nets.
+        reproduced: ``True`` when both families were compared and both comparisons reproduce the paper,
+            ``False`` when both were compared and one does not, ``None`` when a family could not be compared.
+        dataset: the dataset name written in the overall line (may be empty).
+    """
+
+    comparisons: tuple[DepthComparison, ...]
+    missing: tuple[str, ...]
+    same_depth: dict[int, tuple[float, float]]
+    reproduced: bool | None
+    dataset: str = ""
+
+    @property
+    def overall(self) -> str | None:
+        """``"REPRODUCED"``, ``"NOT reproduced at this budget"``, or ``None`` without both families."""
+        if self.reproduced is None:
+            return None
+        return "REPRODUCED" if self.reproduced else "NOT reproduced at this budget"
+
+    @property
+    def lines(self) -> list[str]:
+        """The report line by line: comparisons, missing families, same-depth pairs, then the overall line."""
+        out = [c.text for c in self.comparisons] + list(self.missing)
+        out += [
+            f"depth {depth}: plain {plain:.2%} vs residual {residual:.2%} training error"
+            for depth, (plain, residual) in self.same_depth.items()
+        ]
+        if self.overall is not None:
+            where = f" on {self.dataset}" if self.dataset else ""
+            out += ["", f"Degradation result of He et al. (Fig. 6): {self.overall}{where}."]
+        return out
+
+    @property
+    def text(self) -> str:
+        """:attr:`lines` joined with newlines, ready to ``print``."""
+        return "\n".join(self.lines)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _compare(
+    family: str, shallow: tuple[str, float], deep: tuple[str, float], margin: float, chance_error: float
+) -> DepthComparison:
+    (shallow_name, e_shallow), (deep_name, e_deep) = shallow, deep
+    expected = _EXPECTED[family]
+    diff = e_deep - e_shallow
+    # A difference of exactly ``margin`` (up to float rounding, e.g. 0.305 - 0.300) is too close to call.
+    too_close = abs(diff) <= margin + 1e-12
+    status: Status
+    # A net that has not started learning proves nothing, whatever the difference.
+    if max(e_shallow, e_deep) > chance_error - CHANCE_MARGIN:
+        status = "inconclusive: a network is still at chance level"
+    elif too_close:
+        status = "too close to call"
+    elif (diff > 0) == (expected == "higher"):
+        status = "reproduced"
+    else:
+        status = "not reproduced at this budget"
+    relation = f"higher by {diff:.2%}" if diff > 0 else (f"lower by {-diff:.2%}" if diff < 0 else "equal")
+    text = (
+        f"{deep_name} vs {shallow_name}: training error {e_deep:.2%} vs {e_shallow:.2%} ({relation}); "
+        f"paper: {expected} → {status}"
+    )
+    return DepthComparison(family, shallow_name, deep_name, e_shallow, e_deep, diff, expected, status, text)
+
+
+def degradation_verdict(
+    final_train_errors: Mapping[str, float] | pd.Series,
+    num_classes: int,
+    *,
+    margin: float = DEGRADATION_MARGIN,
+    dataset: str = "",
+) -> DegradationVerdict:
+    """Whether a run reproduces He et al.'s degradation result (2015, Fig. 1 / 6) from final training errors.
+
+    For each family the deepest net is compared with the shallowest: the deeper **plain** net should end with
+    the *higher* training error, the deeper **residual** net with the *lower*. A comparison is
+
+    * ``"reproduced"`` when the difference goes the paper's way by more than ``margin``;
+    * ``"too close to call"`` when it is at most ``margin`` either way (one run is one sample);
+    * ``"not reproduced at this budget"`` when it goes the other way by more than ``margin``;
+    * ``"inconclusive: a network is still at chance level"`` when either net's error is above
+      ``1 - 1/num_classes - CHANCE_MARGIN`` — whatever the difference.
+
+    Args:
+        final_train_errors: ``{model name: final-epoch training error}``, errors as fractions in [0, 1]
+            (``1 - history.train_acc[-1]``; a pandas Series works too). Names like ``"plain20"`` /
+            ``"resnet56"`` (see :func:`resnet_course.plots.split_model_name`).
+        num_classes: number of classes (chance error is ``1 - 1/num_classes``).
+        margin: smallest difference in training error (a fraction) that counts as a result.
+        dataset: dataset name for the overall line, e.g. ``"shapes10"``.
+
+    Returns a :class:`DegradationVerdict`; ``print(verdict.text)`` gives the report. The overall result is
+    reproduced only when both families have two depths and both comparisons are ``"reproduced"``.
+
+    Raises:
+        ValueError: no errors, a name that is not ``plain<N>``/``resnet<N>``, an error outside [0, 1] or NaN,
+            ``num_classes < 2`` or a negative ``margin``.
+    """
+    errors = {str(name): float(err) for name, err in final_train_errors.items()}
+    if not errors:
+        raise ValueError(
+            "no training errors given: pass {model name: final training error}, e.g. {'plain20': 0.12}"
+        )
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
+    if not margin >= 0:
+        raise ValueError(
+            f"margin must be a non-negative fraction (0.005 = 0.5 percentage points), got {margin}"
+        )
+    for name, err in errors.items():
+        if not 0.0 <= err <= 1.0:
+            raise ValueError(
+                f"training error of {name!r} is {err}, expected a fraction in [0, 1] "
+                "(1 - accuracy, not a percentage)"
+            )
+    parsed = {name: split_model_name(name) for name in errors}
+    chance_error = 1.0 - 1.0 / num_classes
+
+    comparisons: list[DepthComparison] = []
+    missing: list[str] = []
+    for family in ("plain", "resnet"):
+        members = sorted((n for n in errors if parsed[n][0] == family), key=lambda n: parsed[n][1])
+        if len(members) >= 2:
+            shallow, deep = members[0], members[-1]
+            comparisons.append(
+                _compare(family, (shallow, errors[shallow]), (deep, errors[deep]), margin, chance_error)
+            )
+        elif members:
+            missing.append(
+                f"{family}: only {members[0]} in this run — one depth cannot show the depth trend."
+            )
+        else:
+            missing.append(f"{family}: no {family} network in this run — its depth trend is untested.")
+
+    by_name = {parsed[n]: errors[n] for n in errors}
+    same_depth = {
+        depth: (by_name[("plain", depth)], by_name[("resnet", depth)])
+        for depth in sorted({d for _, d in parsed.values()})
+        if ("plain", depth) in by_name and ("resnet", depth) in by_name
+    }
+    reproduced = all(c.reproduced for c in comparisons) if len(comparisons) == 2 else None
+    return DegradationVerdict(tuple(comparisons), tuple(missing), same_depth, reproduced, str(dataset))

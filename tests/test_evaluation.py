@@ -191,3 +191,98 @@ def test_real_predictions_object_is_accepted():
     fake = _fake_predictions()
     real = training.Predictions(fake.labels, fake.preds, fake.probs)
     assert ev.mistake_indices(real).tolist() == [3, 4, 2]
+
+
+# --------------------------------------------------------------------------------------------------
+# The degradation verdict
+# --------------------------------------------------------------------------------------------------
+
+
+def test_degradation_verdict_reproduced():
+    errors = {"plain20": 0.10, "plain56": 0.15, "resnet20": 0.09, "resnet56": 0.06}
+    v = ev.degradation_verdict(errors, num_classes=10, dataset="shapes10")
+    plain, resnet = v.comparisons
+    assert (plain.family, plain.shallow, plain.deep, plain.expected) == ("plain", "plain20", "plain56", "higher")
+    assert plain.difference == pytest.approx(0.05) and plain.status == "reproduced" and plain.reproduced
+    assert (resnet.expected, resnet.status) == ("lower", "reproduced")
+    assert resnet.difference == pytest.approx(-0.03)
+    assert v.missing == () and v.reproduced is True and v.overall == "REPRODUCED"
+    assert v.same_depth == {20: (0.10, 0.09), 56: (0.15, 0.06)}
+    assert v.lines == [
+        "plain56 vs plain20: training error 15.00% vs 10.00% (higher by 5.00%); paper: higher → reproduced",
+        "resnet56 vs resnet20: training error 6.00% vs 9.00% (lower by 3.00%); paper: lower → reproduced",
+        "depth 20: plain 10.00% vs residual 9.00% training error",
+        "depth 56: plain 15.00% vs residual 6.00% training error",
+        "",
+        "Degradation result of He et al. (Fig. 6): REPRODUCED on shapes10.",
+    ]
+    assert str(v) == v.text == "\n".join(v.lines)
+
+
+def test_degradation_verdict_compares_shallowest_with_deepest_and_reads_a_series():
+    pd = pytest.importorskip("pandas")
+    errors = pd.Series({"resnet110": 0.05, "plain32": 0.30, "resnet20": 0.10, "plain110": 0.40, "plain20": 0.20})
+    v = ev.degradation_verdict(errors, num_classes=10)
+    assert [(c.shallow, c.deep) for c in v.comparisons] == [("plain20", "plain110"), ("resnet20", "resnet110")]
+    assert list(v.same_depth) == [20, 110]
+    assert v.lines[-1] == "Degradation result of He et al. (Fig. 6): REPRODUCED."  # no dataset given
+
+
+def test_degradation_verdict_too_close_and_not_reproduced():
+    # plain: deeper net lower by 2 points (wrong way); resnet: 0.5 points exactly is within the margin.
+    errors = {"plain20": 0.12, "plain56": 0.10, "resnet20": 0.305, "resnet56": 0.300}
+    v = ev.degradation_verdict(errors, num_classes=10, dataset="cifar10")
+    plain, resnet = v.comparisons
+    assert plain.status == "not reproduced at this budget" and not plain.reproduced
+    assert plain.text.endswith("(lower by 2.00%); paper: higher → not reproduced at this budget")
+    assert resnet.status == "too close to call" and not resnet.reproduced
+    assert v.reproduced is False and v.overall == "NOT reproduced at this budget"
+    assert v.lines[-1] == "Degradation result of He et al. (Fig. 6): NOT reproduced at this budget on cifar10."
+    # A wider margin turns the plain result into "too close", a zero margin the resnet one into "reproduced".
+    assert ev.degradation_verdict(errors, 10, margin=0.03).comparisons[0].status == "too close to call"
+    assert ev.degradation_verdict(errors, 10, margin=0.0).comparisons[1].status == "reproduced"
+    equal = ev.degradation_verdict({"plain20": 0.2, "plain56": 0.2}, 10).comparisons[0]
+    assert equal.status == "too close to call" and "(equal)" in equal.text
+
+
+def test_degradation_verdict_inconclusive_at_chance_level():
+    # 10 classes: chance error 90 %; a net above 88 % has not started learning, whatever the difference.
+    errors = {"plain20": 0.60, "plain56": 0.885, "resnet20": 0.879, "resnet56": 0.70}
+    v = ev.degradation_verdict(errors, num_classes=10)
+    plain, resnet = v.comparisons
+    assert plain.status == "inconclusive: a network is still at chance level" and not plain.reproduced
+    assert resnet.status == "reproduced"  # 87.9 % is just below the chance threshold
+    assert v.overall == "NOT reproduced at this budget"
+    # Two classes: chance error 50 %.
+    two = ev.degradation_verdict({"resnet20": 0.49, "resnet56": 0.20}, num_classes=2).comparisons[0]
+    assert two.status == "inconclusive: a network is still at chance level"
+
+
+def test_degradation_verdict_with_one_depth_per_family():
+    v = ev.degradation_verdict({"plain20": 0.88, "resnet20": 0.87}, num_classes=10, dataset="shapes10")
+    assert v.comparisons == () and v.reproduced is None and v.overall is None
+    assert v.lines == [
+        "plain: only plain20 in this run — one depth cannot show the depth trend.",
+        "resnet: only resnet20 in this run — one depth cannot show the depth trend.",
+        "depth 20: plain 88.00% vs residual 87.00% training error",
+    ]
+    only_plain = ev.degradation_verdict({"plain20": 0.1, "plain32": 0.2}, num_classes=10)
+    assert [c.status for c in only_plain.comparisons] == ["reproduced"]
+    assert only_plain.missing == ("resnet: no resnet network in this run — its depth trend is untested.",)
+    assert only_plain.reproduced is None and only_plain.same_depth == {}
+    assert "Degradation result" not in only_plain.text
+
+
+def test_degradation_verdict_rejects_bad_input():
+    with pytest.raises(ValueError, match="like 'plain56' or 'resnet110'"):
+        ev.degradation_verdict({"plain20": 0.1, "wrn16_4": 0.2}, num_classes=10)
+    with pytest.raises(ValueError, match="not a percentage"):
+        ev.degradation_verdict({"plain20": 12.0}, num_classes=10)
+    with pytest.raises(ValueError, match="fraction in"):
+        ev.degradation_verdict({"plain20": float("nan")}, num_classes=10)
+    with pytest.raises(ValueError, match="no training errors"):
+        ev.degradation_verdict({}, num_classes=10)
+    with pytest.raises(ValueError, match="at least 2"):
+        ev.degradation_verdict({"plain20": 0.1}, num_classes=1)
+    with pytest.raises(ValueError, match="non-negative"):
+        ev.degradation_verdict({"plain20": 0.1}, num_classes=10, margin=-0.01)
