@@ -30,7 +30,10 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """
     if device is None or (isinstance(device, str) and device == "auto"):
         return default_device()
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):  # a name torch does not know, e.g. "tpu" or "gpu"
+        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICE_CHOICES)}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but CUDA is not available here; use --device auto or cpu")
     if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):

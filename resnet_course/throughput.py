@@ -152,10 +152,7 @@ def training_images_per_second(
     parameters = list(model.parameters())
     if not any(p.requires_grad for p in parameters):
         raise ValueError("model has no trainable parameters: a training step needs at least one")
-    try:
-        target = parameters[0].device if device is None else resolve_device(device)
-    except RuntimeError as error:  # a name torch.device itself does not know, e.g. "tpu"
-        raise ValueError(f"device {device!r} is not a device torch knows: {error}") from None
+    target = parameters[0].device if device is None else resolve_device(device)
 
     model.to(target)
     saved_buffers = [b.detach().clone() for b in model.buffers()]

@@ -1,0 +1,30 @@
+"""Device selection: auto, explicit names, and clear errors for unavailable or unknown devices."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from resnet_course.devices import DEVICE_CHOICES, default_device, resolve_device
+
+
+def test_auto_and_none_pick_the_default_device() -> None:
+    assert resolve_device("auto") == resolve_device(None) == default_device()
+    assert default_device().type in DEVICE_CHOICES
+
+
+def test_explicit_cpu_and_torch_devices_pass_through() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+
+
+@pytest.mark.parametrize("name", ["tpu", "gpu", "CPU0"])
+def test_unknown_names_raise_valueerror_listing_the_choices(name: str) -> None:
+    with pytest.raises(ValueError, match=r"unknown device .*choose one of"):
+        resolve_device(name)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_says_what_to_use_instead() -> None:
+    with pytest.raises(ValueError, match="CUDA is not available here; use --device auto or cpu"):
+        resolve_device("cuda")
