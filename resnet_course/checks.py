@@ -41,6 +41,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from .inspection import randomize_batchnorm
+
 __all__ = [
     "CheckResult",
     "Hint",
@@ -347,17 +349,6 @@ def environment_report() -> EnvironmentReport:
 # --------------------------------------------------------------------------------------------------
 
 
-def _randomize_batchnorm(module: nn.Module, generator: torch.Generator) -> None:
-    """Give every BatchNorm non-trivial affine parameters and running statistics (so mistakes show)."""
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=generator) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=generator) * 0.5)
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=generator) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=generator) + 0.5)
-
-
 def _state_dict_diff(student: nn.Module, reference: nn.Module) -> tuple[list[str], list[str], list[str]]:
     """(missing, unexpected, wrong-shape) keys of the student's state dict compared with the reference's."""
     s = {k: tuple(v.shape) for k, v in student.state_dict().items()}
@@ -421,7 +412,7 @@ def _check_one_block(
         ", downsample=...)" if downsample else ")"
     )
     ref = BasicBlock(inplanes, planes, stride, downsample)
-    _randomize_batchnorm(ref, generator)
+    randomize_batchnorm(ref, generator)
     ref.eval()
 
     student_downsample = None
@@ -587,7 +578,7 @@ def check_resnet34(model: nn.Module) -> str:
         )
 
     model = copy.deepcopy(model)  # loading the reference weights must not overwrite the student's model
-    _randomize_batchnorm(ref, torch.Generator().manual_seed(1))
+    randomize_batchnorm(ref, torch.Generator().manual_seed(1))
     student_call(model.load_state_dict, ref.state_dict(), what="load_state_dict")
     ref.eval()
     model.eval()

@@ -213,6 +213,11 @@ class Stub(GoodBlock):
         raise NotImplementedError
 
 
+class ForgetsBn2(GoodBlock):  # caught only because the check randomizes the reference's BatchNorm layers
+    def residual(self, x):
+        return self.conv2(torch.relu(self.bn1(self.conv1(x))))
+
+
 def _run(capsys, obj):
     ok = check_basic_block(obj)
     return ok, capsys.readouterr().out
@@ -237,6 +242,7 @@ def test_basic_block_reference_and_correct_solution_pass(capsys):
         (InplaceOnInput, "changed its input tensor in place"),
         (WrongSignature, "(inplanes, planes, stride=1, downsample=None)"),
         (Stub, "NotImplementedError"),
+        (ForgetsBn2, "differs from the reference"),
     ],
 )
 def test_basic_block_typical_mistakes(capsys, cls, expected):
@@ -329,12 +335,27 @@ class SkipsMaxPool(ResNet):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class SkipsStemBatchNorm(ResNet):  # a forgotten BatchNorm: the randomized reference makes the difference large
+    def __init__(self):
+        super().__init__(BasicBlock, [3, 4, 6, 3])
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.conv1(x)))
+        for stage in self.stages:
+            x = stage(x)
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
 def test_resnet34_wrong_names_and_wrong_forward(capsys):
     assert not check_resnet34(Renamed())
     out = capsys.readouterr().out
     assert "state dicts differ" in out and "net.conv1.weight" in out
     assert not check_resnet34(SkipsMaxPool())
     assert "outputs differ" in capsys.readouterr().out
+    assert not check_resnet34(SkipsStemBatchNorm())
+    out = capsys.readouterr().out
+    assert "outputs differ" in out
+    assert float(out.split("max abs difference ")[1].split(")")[0]) > 0.1  # not a rounding-level difference
 
 
 # --- notebook 06 ---
