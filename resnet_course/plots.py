@@ -10,7 +10,8 @@ Training histories are duck-typed so that this module does not import :mod:`resn
 anything with the attributes (or a mapping with the keys) ``epoch, train_loss, train_acc, val_loss,
 val_acc, lr`` works, plus the optional ``label`` and ``best_epoch``. ``best_epoch`` is an epoch *number*,
 i.e. one of the values of ``epoch``. Accuracies are fractions in [0, 1] and are drawn as percentages.
-Validation lists may be empty or hold ``None``/NaN when a run had no validation split.
+Validation lists may be empty or hold ``None``/NaN when a run had no validation split; such a run has no
+best epoch (best = the epoch of the highest *validation* accuracy; without held-out data there is none).
 
 :func:`plot_error_curves` is the view of He et al. 2015 (Fig. 1 and 6) used by notebook 01: training and
 validation *error* of plain and residual CIFAR nets (named like ``plain56`` / ``resnet110``) against epochs.
@@ -26,6 +27,7 @@ from typing import Any
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -93,23 +95,23 @@ def history_values(history: Any, key: str) -> np.ndarray:
 
 
 def best_epoch(history: Any) -> int | None:
-    """The epoch number to mark as best.
+    """The epoch number to mark as best, or ``None`` when there is no best to mark.
 
-    ``history.best_epoch`` when it is one of the recorded epochs; otherwise the epoch of the highest
-    validation accuracy, or of the highest training accuracy when there is no validation data
-    (the same rule as ``best.pt`` in the training contract). ``None`` for an empty history.
+    Best means best on held-out data: ``history.best_epoch`` when it is one of the recorded epochs and has a
+    validation accuracy, otherwise the epoch of the highest validation accuracy. ``None`` for an empty
+    history and for a run without validation data: the training engine then saves ``best.pt`` at the last
+    epoch, but that is the *last* epoch, not a best one, and the training accuracy cannot pick one.
     """
     epochs = list(_field(history, "epoch") or [])
     if not epochs:
         return None
+    val_acc = history_values(history, "val_acc")
+    if not np.isfinite(val_acc).any():
+        return None
     given = _field(history, "best_epoch")
-    if given is not None and given in epochs:
+    if given is not None and given in epochs and np.isfinite(val_acc[epochs.index(given)]):
         return int(given)
-    for key in ("val_acc", "train_acc"):
-        acc = history_values(history, key)
-        if np.isfinite(acc).any():
-            return int(epochs[int(np.nanargmax(acc))])
-    return int(epochs[-1])
+    return int(epochs[int(np.nanargmax(val_acc))])
 
 
 def _as_runs(histories: Any, labels: Sequence[str] | None) -> list[tuple[str, Any]]:
@@ -129,6 +131,64 @@ def _as_runs(histories: Any, labels: Sequence[str] | None) -> list[tuple[str, An
     return runs
 
 
+AXIS_SCALES = ("auto", "linear", "log")
+
+
+def _check_scale(name: str, value: str) -> None:
+    if value not in AXIS_SCALES:
+        raise ValueError(f"{name} must be one of {AXIS_SCALES}, got {value!r}")
+
+
+def _positive(values: Any) -> np.ndarray:
+    arr = np.asarray(values, dtype=float).ravel()
+    return arr[np.isfinite(arr) & (arr > 0)]
+
+
+def _loss_wants_log(losses: Sequence[np.ndarray]) -> bool:
+    """``loss_scale="auto"``: log when the losses span more than 10x (e.g. one diverging epoch)."""
+    allv = np.concatenate([np.asarray(v, dtype=float).ravel() for v in losses]) if losses else np.array([])
+    finite = allv[np.isfinite(allv)]
+    if finite.size == 0 or (finite <= 0).any():
+        return False
+    return bool(finite.max() / finite.min() > 10)
+
+
+def _held_levels(lr: np.ndarray) -> np.ndarray:
+    """The learning rates a schedule holds for at least two consecutive epochs (the plateaus of a step schedule)."""
+    lr = np.asarray(lr, dtype=float)
+    same = np.isfinite(lr[1:]) & np.isclose(lr[1:], lr[:-1], rtol=1e-9, atol=0.0)
+    return lr[1:][same]
+
+
+def _lr_wants_log(schedules: Sequence[np.ndarray]) -> bool:
+    """``lr_scale="auto"``: log only when the plateaus of a step schedule span at least 100x.
+
+    A cosine or linear decay holds no value for two epochs, so it stays on a linear axis (on a log axis its
+    approach to zero looks like a cliff); ``0.1 -> 0.01 -> 0.001`` steps get a log axis (equal steps).
+    """
+    levels = _positive(np.concatenate([_held_levels(lr) for lr in schedules])) if schedules else np.array([])
+    return bool(levels.size and levels.max() / levels.min() >= 100)
+
+
+def _same_schedule(runs: Sequence[tuple[np.ndarray, np.ndarray]]) -> bool:
+    """True when every run has the same epochs and the same learning rate at each of them."""
+    first_epochs, first_lr = runs[0]
+    return all(
+        epochs.shape == first_epochs.shape
+        and np.array_equal(epochs, first_epochs)
+        and np.allclose(lr, first_lr, rtol=1e-9, atol=0.0, equal_nan=True)
+        for epochs, lr in runs[1:]
+    )
+
+
+def _log_axis(ax: Axes) -> None:
+    """A log y axis with plain-number ticks at 1, 2, 5 x 10^k (readable without reading exponents)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+
+
 def plot_training_curves(
     histories: Any,
     *,
@@ -137,6 +197,8 @@ def plot_training_curves(
     mark_best: bool = True,
     title: str | None = None,
     figsize: tuple[float, float] | None = None,
+    loss_scale: str = "auto",
+    lr_scale: str = "auto",
 ) -> Figure:
     """Loss and accuracy (train solid, validation dashed), and the learning rate, per epoch.
 
@@ -144,18 +206,29 @@ def plot_training_curves(
         histories: one History, a list of them (labels from ``history.label``) or a ``{label: History}``
             dict — several runs share the panels so they can be compared (plain vs residual, ...).
         labels: override the run labels, one per history.
-        show_lr: add a third panel with the learning rate schedule (log scale when it spans > 10×).
-        mark_best: mark :func:`best_epoch` on the accuracy panel with a star and a dotted line.
+        show_lr: add a third panel with the learning rate schedule. When every run has the same schedule it
+            is drawn once, labelled ``"all runs"``.
+        mark_best: mark the best *validation* epoch (:func:`best_epoch`) on the accuracy panel with a star
+            and a dotted line. A run without validation data gets no mark: without held-out data there is
+            no best epoch.
         title: figure title (e.g. ``"ResNet-20 (offline dataset shapes10, not CIFAR-10)"``).
+        figsize: figure size in inches (default 5 x 4 per panel).
+        loss_scale: ``"linear"``, ``"log"`` or ``"auto"`` (log when the losses span more than 10x, so that
+            one diverging epoch does not flatten every other curve).
+        lr_scale: ``"linear"``, ``"log"`` or ``"auto"`` (linear, unless the plateaus of a step schedule span
+            at least 100x, like 0.1 -> 0.01 -> 0.001). A log axis says so in its label.
 
     Each run gets one colour; a run without validation data simply has no dashed line.
     """
+    _check_scale("loss_scale", loss_scale)
+    _check_scale("lr_scale", lr_scale)
     runs = _as_runs(histories, labels)
     ncols = 3 if show_lr else 2
     fig, axes = new_subplots(1, ncols, figsize=figsize or (5.0 * ncols, 4.0), squeeze=False)
     ax_loss, ax_acc = axes[0, 0], axes[0, 1]
     colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
-    lr_values: list[float] = []
+    losses: list[np.ndarray] = []
+    schedules: list[tuple[np.ndarray, np.ndarray]] = []
     for i, (label, h) in enumerate(runs):
         color = colors[i % len(colors)]
         epochs = np.asarray(_field(h, "epoch"), dtype=float)
@@ -165,33 +238,42 @@ def plot_training_curves(
             ax.plot(epochs, train, "-", color=color, marker="o", markersize=3, label=f"{label} train")
             if np.isfinite(val).any():
                 ax.plot(epochs, val, "--", color=color, marker="s", markersize=3, label=f"{label} val")
-        if mark_best and len(epochs):
-            best = best_epoch(h)
+            if key == "loss":
+                losses += [train, val]
+        best = best_epoch(h) if mark_best else None
+        if best is not None:
             idx = int(np.flatnonzero(epochs == best)[0])
-            val_acc = history_values(h, "val_acc")
-            series = val_acc if np.isfinite(val_acc[idx]) else history_values(h, "train_acc")
             ax_acc.axvline(best, color=color, linestyle=":", linewidth=1)
-            if np.isfinite(series[idx]):
-                ax_acc.plot([best], [series[idx] * 100.0], marker="*", markersize=14, color=color,
-                            linestyle="none", label=f"{label} best (epoch {best})")
-        if show_lr:
-            lr = history_values(h, "lr")
-            lr_values += [v for v in lr if np.isfinite(v)]
-            axes[0, 2].plot(epochs, lr, "-", color=color, label=label)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
+            ax_acc.plot([best], [history_values(h, "val_acc")[idx] * 100.0], marker="*", markersize=14,
+                        color=color, linestyle="none", label=f"{label} best (epoch {best})")
+        schedules.append((epochs, history_values(h, "lr")))
+    loss_log = loss_scale == "log" or (loss_scale == "auto" and _loss_wants_log(losses))
+    if loss_log:
+        _log_axis(ax_loss)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss" + (" (log scale)" if loss_log else ""), title="Loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
     if show_lr:
         ax_lr = axes[0, 2]
-        ax_lr.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
-        positive = [v for v in lr_values if v > 0]
-        if positive and max(positive) / min(positive) > 10:
-            ax_lr.set_yscale("log")
+        if len(runs) > 1 and _same_schedule(schedules):
+            ax_lr.plot(*schedules[0], "-", color="0.2", label="all runs")
+        else:
+            for i, ((label, _), (epochs, lr)) in enumerate(zip(runs, schedules, strict=True)):
+                ax_lr.plot(epochs, lr, "-", color=colors[i % len(colors)], label=label)
+        lr_log = lr_scale == "log" or (lr_scale == "auto" and _lr_wants_log([lr for _, lr in schedules]))
+        if lr_log:
+            _log_axis(ax_lr)
+        else:
+            ax_lr.set_ylim(bottom=0)
+        ax_lr.set(xlabel="epoch", ylabel="learning rate" + (" (log scale)" if lr_log else ""),
+                  title="Learning rate")
         ax_lr.grid(True, alpha=0.3)
         if len(runs) > 1:
             ax_lr.legend(fontsize="small")
+    for ax in axes[0]:
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -51,9 +51,16 @@ def test_training_curves_single_history_plots_percentages_and_best_marker():
     np.testing.assert_allclose(_line(ax_acc, "resnet20 val").get_ydata(), np.array(h.val_acc) * 100)
     star = _line(ax_acc, "resnet20 best (epoch 3)")
     assert list(star.get_xdata()) == [3] and star.get_ydata()[0] == pytest.approx(55.0)
-    assert ax_lr.get_yscale() == "log"  # lr spans 100x
+    # lr 0.1, 0.1, 0.01, 0.001: one plateau only (the 0.01 and 0.001 are single epochs) -> linear from 0.
+    assert ax_lr.get_yscale() == "linear" and ax_lr.get_ylabel() == "learning rate"
+    assert ax_lr.get_ylim()[0] == 0
+    np.testing.assert_allclose(_line(ax_lr, "resnet20").get_ydata(), h.lr)
+    assert ax_lr.get_legend() is None  # one run: nothing to tell apart
+    assert ax_loss.get_yscale() == "linear"  # losses span 0.8 .. 2.1, less than 10x
     assert fig._suptitle.get_text().startswith("shapes10")
     fig.canvas.draw()
+    for ax in fig.axes:  # epochs are whole numbers: no 1.5 tick
+        assert all(float(t).is_integer() for t in ax.get_xticks())
 
 
 def test_training_curves_without_validation_and_dict_input():
@@ -63,15 +70,23 @@ def test_training_curves_without_validation_and_dict_input():
     assert len(fig.axes) == 2
     labels = [line.get_label() for line in fig.axes[1].get_lines()]
     assert "plain val" not in labels and "plain train" in labels and "resnet val" in labels
-    # No validation data: best epoch falls back to the best training accuracy (epoch 4).
-    assert plots.best_epoch(no_val) == 4
-    assert "plain best (epoch 4)" in labels
+    # No validation data: no best epoch, so no star and no dotted line on the training curve.
+    assert plots.best_epoch(no_val) is None
+    assert not any(label.startswith("plain best") for label in labels)
+    assert "resnet best (epoch 3)" in labels
+    dotted = [line for line in fig.axes[1].get_lines() if line.get_linestyle() == ":"]
+    assert len(dotted) == 1 and list(dotted[0].get_xdata()) == [3, 3]
     fig.canvas.draw()
 
 
 def test_best_epoch_rules():
     assert plots.best_epoch(FakeHistory(best_epoch=2)) == 2
     assert plots.best_epoch(FakeHistory(best_epoch=None)) == 3  # argmax of val_acc
+    assert plots.best_epoch(FakeHistory(best_epoch=9)) == 3  # not a recorded epoch
+    # The given epoch has no validation accuracy: the best validation epoch instead.
+    assert plots.best_epoch(FakeHistory(val_acc=[0.1, None, 0.4, 0.2], best_epoch=2)) == 3
+    # Without validation there is no best, whatever the run recorded (the engine marks its last epoch).
+    assert plots.best_epoch(FakeHistory(val_loss=[], val_acc=[], best_epoch=4)) is None
     assert plots.best_epoch(FakeHistory(epoch=[], train_loss=[], train_acc=[], val_loss=[], val_acc=[], lr=[])) is None
     as_dict = {k: getattr(FakeHistory(), k) for k in plots.HISTORY_KEYS} | {"best_epoch": 1}
     assert plots.best_epoch(as_dict) == 1
@@ -84,6 +99,87 @@ def test_training_curves_rejects_bad_input():
         plots.plot_training_curves(object())
     with pytest.raises(ValueError, match="one label per history"):
         plots.plot_training_curves([FakeHistory(), FakeHistory()], labels=["a"])
+
+
+def test_training_curves_mark_best_false_marks_nothing():
+    fig = plots.plot_training_curves(FakeHistory(), mark_best=False, show_lr=False)
+    labels = [line.get_label() for line in fig.axes[1].get_lines()]
+    assert labels == ["resnet20 train", "resnet20 val"]
+    assert not [line for line in fig.axes[1].get_lines() if line.get_linestyle() == ":"]
+
+
+def test_training_curves_loss_scale():
+    spike = FakeHistory(val_loss=[2.6, 17.7, 2.4, 1.3])  # one diverging validation epoch
+    ax_loss = plots.plot_training_curves(spike, show_lr=False).axes[0]
+    assert ax_loss.get_yscale() == "log" and ax_loss.get_ylabel() == "cross-entropy loss (log scale)"
+    np.testing.assert_allclose(_line(ax_loss, "resnet20 val").get_ydata(), spike.val_loss)  # values unchanged
+    fig = plots.plot_training_curves(spike, show_lr=False)
+    fig.canvas.draw()
+    # Plain numbers at 1, 2, 5 x 10^k, not 10^0 / 10^1 only.
+    assert fig.axes[0].yaxis.get_major_formatter()(0.5, 0) == "0.5"
+    assert {1.0, 2.0, 5.0, 10.0} <= set(np.round(fig.axes[0].get_yticks(), 6))
+    linear = plots.plot_training_curves(spike, loss_scale="linear", show_lr=False).axes[0]
+    assert linear.get_yscale() == "linear" and linear.get_ylabel() == "cross-entropy loss"
+    forced = plots.plot_training_curves(FakeHistory(), loss_scale="log", show_lr=False).axes[0]
+    assert forced.get_yscale() == "log"
+    # auto never picks log for a zero loss (log cannot draw it).
+    zero = FakeHistory(train_loss=[2.0, 1.0, 0.1, 0.0])
+    assert plots.plot_training_curves(zero, show_lr=False).axes[0].get_yscale() == "linear"
+    with pytest.raises(ValueError, match="loss_scale must be one of"):
+        plots.plot_training_curves(FakeHistory(), loss_scale="symlog")
+    with pytest.raises(ValueError, match="lr_scale must be one of"):
+        plots.plot_training_curves(FakeHistory(), lr_scale="Log")
+
+
+def _with_lr(lr, label="run", **kwargs):
+    n = len(lr)
+    return FakeHistory(
+        epoch=list(range(1, n + 1)),
+        train_loss=[1.0] * n,
+        train_acc=[0.5] * n,
+        val_loss=[1.0] * n,
+        val_acc=[0.5] * n,
+        lr=list(lr),
+        seconds=[1.0] * n,
+        label=label,
+        **kwargs,
+    )
+
+
+def test_training_curves_one_lr_line_when_all_runs_share_the_schedule():
+    cosine = 0.05 * (1 + np.cos(np.pi * np.arange(1, 9) / 8))
+    runs = [_with_lr(cosine, label=name) for name in ("plain20", "plain32", "resnet20")]
+    ax_lr = plots.plot_training_curves(runs).axes[2]
+    lines = ax_lr.get_lines()
+    assert [line.get_label() for line in lines] == ["all runs"]
+    np.testing.assert_allclose(lines[0].get_ydata(), cosine)
+    assert [t.get_text() for t in ax_lr.get_legend().get_texts()] == ["all runs"]
+    # Different schedules: one line per run, labelled with the run.
+    runs[1] = _with_lr(cosine * 2, label="plain32")
+    ax_lr = plots.plot_training_curves(runs).axes[2]
+    assert [line.get_label() for line in ax_lr.get_lines()] == ["plain20", "plain32", "resnet20"]
+    # Same values over different epochs are different schedules.
+    shorter = [_with_lr(cosine, label="a"), _with_lr(cosine[:4], label="b")]
+    assert len(plots.plot_training_curves(shorter).axes[2].get_lines()) == 2
+
+
+def test_training_curves_lr_axis_linear_for_a_cosine_log_for_step_plateaus():
+    cosine = 0.05 * (1 + np.cos(np.pi * np.arange(0, 8) / 7)) + 1e-7  # 0.1 down to ~1e-7: a 1e6 span
+    ax_lr = plots.plot_training_curves(_with_lr(cosine)).axes[2]
+    assert ax_lr.get_yscale() == "linear" and ax_lr.get_ylabel() == "learning rate"
+    assert ax_lr.get_ylim()[0] == 0
+    steps = [0.1] * 4 + [0.01] * 2 + [0.001] * 2  # He et al.: divide by 10 twice
+    ax_lr = plots.plot_training_curves([_with_lr(steps, label="a"), _with_lr(steps, label="b")]).axes[2]
+    assert ax_lr.get_yscale() == "log" and ax_lr.get_ylabel() == "learning rate (log scale)"
+    assert [line.get_label() for line in ax_lr.get_lines()] == ["all runs"]
+    one_step = [0.1] * 4 + [0.01] * 4  # 10x: readable on a linear axis
+    assert plots.plot_training_curves(_with_lr(one_step)).axes[2].get_yscale() == "linear"
+    warmup_then_steps = [0.001, 0.05] + steps  # warm-up epochs are no plateaus; the steps still are
+    assert plots.plot_training_curves(_with_lr(warmup_then_steps)).axes[2].get_yscale() == "log"
+    assert plots.plot_training_curves(_with_lr(cosine), lr_scale="log").axes[2].get_yscale() == "log"
+    assert plots.plot_training_curves(_with_lr(steps), lr_scale="linear").axes[2].get_yscale() == "linear"
+    no_lr = plots.plot_training_curves(_with_lr([None] * 3))  # a run that recorded no learning rate
+    no_lr.canvas.draw()
 
 
 def test_prediction_bars_order_and_values():
@@ -128,8 +224,9 @@ def test_training_curves_accept_the_real_history_without_validation():
     h.best_epoch = 3  # the training engine marks the last epoch when there is no validation split
     fig = plots.plot_training_curves(h)
     labels = [line.get_label() for line in fig.axes[1].get_lines()]
-    assert "resnet20 val" not in labels and "resnet20 best (epoch 3)" in labels
-    assert _line(fig.axes[1], "resnet20 best (epoch 3)").get_ydata()[0] == pytest.approx(90.0)
+    assert labels == ["resnet20 train"]  # no validation line, and no "best" on the training curve
+    np.testing.assert_allclose(_line(fig.axes[1], "resnet20 train").get_ydata(), [30, 60, 90])
+    assert plots.best_epoch(h) is None
 
 
 def test_package_figures_are_released_from_pyplot_so_notebooks_show_them_once():
