@@ -81,7 +81,7 @@ def course_checkpoint(
     train_loader = TensorLoader(
         part, batch_size, mean=data.mean, std=data.std, shuffle=True, augment=True, seed=seed, device=dev
     )
-    # cosine decay without warm-up suits these very short runs
+    # the fallback recipe: cosine decay from the engine's default learning rate, no warm-up, no validation
     config = TrainConfig(epochs=epochs, batch_size=batch_size, schedule="cosine", seed=seed, device=str(dev))
     history = fit(model, train_loader, None, config, progress=False, label=f"quick {model_name}")
     test_loader = TensorLoader(data.test, eval_batch_size, mean=data.mean, std=data.std, device=dev)
