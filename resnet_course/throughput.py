@@ -2,8 +2,8 @@
 
 Two measurements the course makes more than once:
 
-* :func:`loader_images_per_second` — how many images a data loader delivers per second (notebook 04 compares the
-  classic ``DataLoader`` with the in-memory ``TensorLoader``);
+* :func:`loader_images_per_second` — how many images a data loader delivers per second, optionally after untimed
+  warm-up batches (notebook 04 compares the classic ``DataLoader`` with the in-memory ``TensorLoader``);
 * :func:`training_images_per_second` — how many images a model can train on per second, measured as forward +
   cross-entropy + backward on random images (notebook 05 uses it to estimate the length of an epoch).
 
@@ -14,6 +14,7 @@ therefore keeps the best of several tries, the least disturbed one.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -67,22 +68,40 @@ def _batch_images_and_devices(batch: Any) -> tuple[int, set[torch.device]]:
     return items[0].shape[0], devices
 
 
-def loader_images_per_second(loader: Iterable[Any], *, max_batches: int | None = None) -> float:
+def loader_images_per_second(
+    loader: Iterable[Any], *, max_batches: int | None = None, warmup_batches: int = 0
+) -> float:
     """Images per second that ``loader`` delivers: iterate over it once and divide the images by the time taken.
 
     ``loader``: any iterable of batches — a ``DataLoader``, a ``TensorLoader`` or a generator. A batch is a tensor
     whose first dimension counts the images, or a tuple/list/dict whose first item is one (``(images, labels)``).
     ``max_batches``: stop after this many batches (``None``: the whole pass).
+    ``warmup_batches``: before the clock starts, take this many batches from a separate, untimed iterator over
+    ``loader`` (0: no warm-up). This measures the steady state of a loader that is reused epoch after epoch: a
+    ``DataLoader`` with ``persistent_workers=True`` starts its worker processes during the warm-up and keeps
+    them for the timed pass, and first-call costs (memory allocation, GPU initialisation) fall into it too. A
+    ``DataLoader`` without persistent workers starts new workers for every pass, so the timed pass still pays
+    for them. An iterator that can be iterated only once (a generator) continues after the warm-up batches.
 
-    The clock starts before the iterator is created, so the start-up of a pass (e.g. launching worker processes)
-    counts. When batches live on a GPU, the device is synchronised before the clock stops, so work still queued
-    (e.g. on-device augmentation) is included.
+    Without a warm-up, the clock starts before the iterator is created, so the start-up of a pass (e.g.
+    launching worker processes) counts. When batches live on a GPU, the device is synchronised before the clock
+    stops, so work still queued (e.g. on-device augmentation) is included.
 
-    Raises ``ValueError`` for a ``max_batches`` that is not a positive int, a batch whose images cannot be
-    counted, or a loader that yields no images.
+    Raises ``ValueError`` for a ``max_batches`` that is not a positive int, a ``warmup_batches`` that is not a
+    non-negative int, a batch whose images cannot be counted, or a timed pass that yields no images.
     """
     if max_batches is not None:
         _check_positive_int("max_batches", max_batches)
+    if isinstance(warmup_batches, bool) or not isinstance(warmup_batches, int) or warmup_batches < 0:
+        raise ValueError(f"warmup_batches must be a non-negative int, got {warmup_batches!r}")
+    devices: set[torch.device] = set()
+    if warmup_batches:
+        warm = iter(loader)
+        for batch in itertools.islice(warm, warmup_batches):  # islice takes no batch beyond the warm-up
+            devices |= _batch_images_and_devices(batch)[1]
+        del warm
+    for device in devices:
+        _synchronize(device)  # the warm-up's queued work must not be billed to the timed pass
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()  # earlier GPU work must not be billed to this loader
     images, batches, devices = 0, 0, set()

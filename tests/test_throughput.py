@@ -1,5 +1,5 @@
-"""Tests of the throughput measurements: finite positive results, batches counted and limited, the model left as
-it was, and precise errors for bad arguments. (How fast anything is, is for the benchmark scripts to say.)"""
+"""Tests of the throughput measurements: finite positive results, batches counted and limited, warm-up kept off
+the clock (with a fake clock), the model left as it was, and precise errors for bad arguments. (How fast anything is, is for the benchmark scripts to say.)"""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from resnet_course import throughput
 from resnet_course.data import ImageTensors
 from resnet_course.loaders import TensorLoader
 from resnet_course.throughput import loader_images_per_second, training_images_per_second
@@ -96,6 +97,77 @@ def test_loader_images_per_second_rejects_an_empty_loader():
 def test_loader_images_per_second_rejects_batches_it_cannot_count(batch):
     with pytest.raises(ValueError, match="cannot count the images"):
         loader_images_per_second([batch])
+
+
+class _FakeClock:
+    """A ``time.perf_counter`` that only moves when told to."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _StartUpLoader:
+    """A reusable loader like a ``DataLoader`` with persistent workers: its first pass costs ``startup`` seconds
+    before the first batch (once per loader), every batch of ``images`` images costs one second."""
+
+    def __init__(
+        self, clock: _FakeClock, *, batches: int = 3, images: int = 10, startup: float = 10.0
+    ) -> None:
+        self.clock, self.batches, self.images, self.startup = clock, batches, images, startup
+        self.started, self.taken = False, 0
+
+    def __iter__(self):
+        if not self.started:
+            self.clock.now += self.startup
+            self.started = True
+        for _ in range(self.batches):
+            self.clock.now += 1.0
+            self.taken += 1
+            yield torch.zeros(self.images, 3, 2, 2), torch.zeros(self.images, dtype=torch.long)
+
+
+def test_loader_images_per_second_warmup_keeps_start_up_and_warmup_batches_off_the_clock(monkeypatch):
+    clock = _FakeClock()
+    monkeypatch.setattr(throughput.time, "perf_counter", clock)
+    # no warm-up: the start-up (10 s) is billed to the 3 batches (3 s) of 10 images
+    assert loader_images_per_second(_StartUpLoader(clock)) == pytest.approx(30 / 13)
+    # one warm-up batch from a separate pass: start-up and that batch are not timed; a fresh pass of 3 batches is
+    loader = _StartUpLoader(clock)
+    assert loader_images_per_second(loader, warmup_batches=1) == pytest.approx(10.0)
+    assert loader.taken == 1 + 3
+    # warm-up and max_batches together; more warm-up batches than a pass has is fine
+    loader = _StartUpLoader(clock, batches=5)
+    assert loader_images_per_second(loader, warmup_batches=2, max_batches=3) == pytest.approx(10.0)
+    assert loader.taken == 2 + 3
+    loader = _StartUpLoader(clock, batches=2)
+    assert loader_images_per_second(loader, warmup_batches=7) == pytest.approx(10.0)
+    assert loader.taken == 2 + 2
+
+
+def test_loader_images_per_second_warmup_on_a_one_shot_iterator_times_the_rest():
+    # a generator: the warm-up consumes its first batch, the timed pass the other three
+    loader = _CountingLoader(batches=4)
+    batches = iter(loader)
+    assert _finite_positive(loader_images_per_second(batches, warmup_batches=1))
+    assert loader.taken == 4
+    with pytest.raises(ValueError, match="no images"):  # nothing left to time after the warm-up
+        loader_images_per_second(iter(_CountingLoader(batches=2)), warmup_batches=2)
+
+
+def test_loader_images_per_second_warmup_with_a_persistent_worker_dataloader():
+    data = torch.utils.data.TensorDataset(torch.zeros(12, 3, 4, 4), torch.zeros(12, dtype=torch.long))
+    loader = torch.utils.data.DataLoader(data, batch_size=4, num_workers=1, persistent_workers=True)
+    assert _finite_positive(loader_images_per_second(loader, warmup_batches=1))
+    assert _finite_positive(loader_images_per_second(loader, warmup_batches=1, max_batches=2))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "1", None])
+def test_loader_images_per_second_rejects_bad_warmup_batches(bad):
+    with pytest.raises(ValueError, match="warmup_batches"):
+        loader_images_per_second(_CountingLoader(2), warmup_batches=bad)
 
 
 # --- training_images_per_second ---
