@@ -198,25 +198,28 @@ def test_real_predictions_object_is_accepted():
 # --------------------------------------------------------------------------------------------------
 
 
-def test_degradation_verdict_reproduced():
+def test_degradation_verdict_same_direction_in_a_single_run():
     errors = {"plain20": 0.10, "plain56": 0.15, "resnet20": 0.09, "resnet56": 0.06}
     v = ev.degradation_verdict(errors, num_classes=10, dataset="shapes10")
     plain, resnet = v.comparisons
     assert (plain.family, plain.shallow, plain.deep, plain.expected) == ("plain", "plain20", "plain56", "higher")
-    assert plain.difference == pytest.approx(0.05) and plain.status == "reproduced" and plain.reproduced
-    assert (resnet.expected, resnet.status) == ("lower", "reproduced")
+    assert plain.difference == pytest.approx(0.05) and plain.status == "same direction" and plain.reproduced
+    assert (resnet.expected, resnet.status) == ("lower", "same direction")
     assert resnet.difference == pytest.approx(-0.03)
-    assert v.missing == () and v.reproduced is True and v.overall == "REPRODUCED"
+    assert v.missing == () and v.reproduced is True
+    assert v.overall == "same direction as the paper in this single run"
     assert v.same_depth == {20: (0.10, 0.09), 56: (0.15, 0.06)}
+    assert v.plain_ahead == {} and v.reliable and v.warnings == []
     assert v.lines == [
-        "plain56 vs plain20: training error 15.00% vs 10.00% (higher by 5.00%); paper: higher → reproduced",
-        "resnet56 vs resnet20: training error 6.00% vs 9.00% (lower by 3.00%); paper: lower → reproduced",
+        "plain56 vs plain20: training error 15.00% vs 10.00% (higher by 5.00%); paper: higher → same direction",
+        "resnet56 vs resnet20: training error 6.00% vs 9.00% (lower by 3.00%); paper: lower → same direction",
         "depth 20: plain 10.00% vs residual 9.00% training error",
         "depth 56: plain 15.00% vs residual 6.00% training error",
         "",
-        "Degradation result of He et al. (Fig. 6): REPRODUCED on shapes10.",
+        "Degradation result of He et al. (Fig. 6) on shapes10: same direction as the paper in this single run.",
     ]
     assert str(v) == v.text == "\n".join(v.lines)
+    assert "REPRODUCED" not in v.text.upper()  # one run per net is one sample, never "reproduced"
 
 
 def test_degradation_verdict_compares_shallowest_with_deepest_and_reads_a_series():
@@ -225,37 +228,77 @@ def test_degradation_verdict_compares_shallowest_with_deepest_and_reads_a_series
     v = ev.degradation_verdict(errors, num_classes=10)
     assert [(c.shallow, c.deep) for c in v.comparisons] == [("plain20", "plain110"), ("resnet20", "resnet110")]
     assert list(v.same_depth) == [20, 110]
-    assert v.lines[-1] == "Degradation result of He et al. (Fig. 6): REPRODUCED."  # no dataset given
+    # No dataset given.
+    assert v.lines[-1] == "Degradation result of He et al. (Fig. 6): same direction as the paper in this single run."
 
 
-def test_degradation_verdict_too_close_and_not_reproduced():
+def test_degradation_verdict_too_close_and_opposite_direction():
     # plain: deeper net lower by 2 points (wrong way); resnet: 0.5 points exactly is within the margin.
-    errors = {"plain20": 0.12, "plain56": 0.10, "resnet20": 0.305, "resnet56": 0.300}
+    errors = {"plain20": 0.12, "plain56": 0.10, "resnet20": 0.105, "resnet56": 0.100}
     v = ev.degradation_verdict(errors, num_classes=10, dataset="cifar10")
     plain, resnet = v.comparisons
-    assert plain.status == "not reproduced at this budget" and not plain.reproduced
-    assert plain.text.endswith("(lower by 2.00%); paper: higher → not reproduced at this budget")
+    assert plain.status == "opposite direction" and not plain.reproduced
+    assert plain.text.endswith("(lower by 2.00%); paper: higher → opposite direction")
     assert resnet.status == "too close to call" and not resnet.reproduced
-    assert v.reproduced is False and v.overall == "NOT reproduced at this budget"
-    assert v.lines[-1] == "Degradation result of He et al. (Fig. 6): NOT reproduced at this budget on cifar10."
-    # A wider margin turns the plain result into "too close", a zero margin the resnet one into "reproduced".
+    assert v.reproduced is False and v.overall == "not the paper's direction in this run"
+    assert v.reliable  # at equal depth the residual net is as good or better
+    assert v.lines[-1] == "Degradation result of He et al. (Fig. 6) on cifar10: not the paper's direction in this run."
+    # A wider margin turns the plain result into "too close", a zero margin the resnet one into "same direction".
     assert ev.degradation_verdict(errors, 10, margin=0.03).comparisons[0].status == "too close to call"
-    assert ev.degradation_verdict(errors, 10, margin=0.0).comparisons[1].status == "reproduced"
+    assert ev.degradation_verdict(errors, 10, margin=0.0).comparisons[1].status == "same direction"
     equal = ev.degradation_verdict({"plain20": 0.2, "plain56": 0.2}, 10).comparisons[0]
     assert equal.status == "too close to call" and "(equal)" in equal.text
 
 
-def test_degradation_verdict_inconclusive_at_chance_level():
-    # 10 classes: chance error 90 %; a net above 88 % has not started learning, whatever the difference.
-    errors = {"plain20": 0.60, "plain56": 0.885, "resnet20": 0.879, "resnet56": 0.70}
+def test_degradation_verdict_inconclusive_near_chance_level():
+    # 10 classes: chance error 90 %; with CHANCE_MARGIN = 5 points a net above 85 % has not started learning.
+    assert ev.CHANCE_MARGIN == pytest.approx(0.05)
+    errors = {"plain20": 0.60, "plain56": 0.855, "resnet20": 0.845, "resnet56": 0.70}
     v = ev.degradation_verdict(errors, num_classes=10)
     plain, resnet = v.comparisons
     assert plain.status == "inconclusive: a network is still at chance level" and not plain.reproduced
-    assert resnet.status == "reproduced"  # 87.9 % is just below the chance threshold
-    assert v.overall == "NOT reproduced at this budget"
+    assert resnet.status == "same direction"  # 84.5 % is just below the chance threshold
+    assert v.overall == "not the paper's direction in this run"
+    # A narrower chance margin makes the plain comparison count.
+    narrow = ev.degradation_verdict(errors, num_classes=10, chance_margin=0.02)
+    assert narrow.comparisons[0].status == "same direction"
     # Two classes: chance error 50 %.
-    two = ev.degradation_verdict({"resnet20": 0.49, "resnet56": 0.20}, num_classes=2).comparisons[0]
+    two = ev.degradation_verdict({"resnet20": 0.46, "resnet56": 0.20}, num_classes=2).comparisons[0]
     assert two.status == "inconclusive: a network is still at chance level"
+
+
+def test_near_chance_is_the_verdicts_rule():
+    assert ev.near_chance(0.86, 10) and not ev.near_chance(0.84, 10)
+    assert ev.near_chance(0.46, 2) and not ev.near_chance(0.44, 2)
+    assert not ev.near_chance(0.86, 10, margin=0.02)
+    for err in (0.84, 0.86):
+        v = ev.degradation_verdict({"plain20": 0.5, "plain56": err}, num_classes=10)
+        inconclusive = v.comparisons[0].status.startswith("inconclusive")
+        assert inconclusive == ev.near_chance(err, 10)
+
+
+def test_degradation_verdict_flags_a_plain_net_ahead_at_equal_depth():
+    # An 8-epoch run where ResNet-20 stayed near chance for three epochs: both depth gaps go the paper's
+    # way, but only because the nets left chance at different times.
+    errors = {"plain20": 0.2160, "plain32": 0.4578, "resnet20": 0.5411, "resnet32": 0.4247}
+    v = ev.degradation_verdict(errors, num_classes=10, dataset="shapes10")
+    assert v.reproduced is True and not v.reliable
+    assert list(v.plain_ahead) == [20] and v.plain_ahead[20] == pytest.approx(0.3251)
+    assert v.lines[-3] == (
+        "Degradation result of He et al. (Fig. 6) on shapes10: same direction as the paper in this single run."
+    )
+    assert v.lines[-2] == "⚠️ depth 20: the plain net's training error is lower than the residual net's by 32.51%."
+    assert v.lines[-1].startswith("⚠️ Unreliable: this run is dominated by early-training effects")
+    assert v.warnings == v.lines[-2:]
+    # Exactly SAME_DEPTH_MARGIN ahead is not flagged; a smaller margin flags it.
+    assert ev.SAME_DEPTH_MARGIN == pytest.approx(0.03)
+    close = {"plain20": 0.10, "resnet20": 0.13}
+    assert ev.degradation_verdict(close, 10).reliable
+    assert ev.degradation_verdict(close, 10, same_depth_margin=0.01).plain_ahead == {20: pytest.approx(0.03)}
+    # Without both families there is no overall line, but the warning still shows.
+    single = ev.degradation_verdict({"plain20": 0.1, "resnet20": 0.5}, 10)
+    assert single.overall is None and not single.reliable
+    assert single.lines[-3:-2] == [""] and single.lines[-1].startswith("⚠️ Unreliable")
 
 
 def test_degradation_verdict_with_one_depth_per_family():
@@ -267,7 +310,7 @@ def test_degradation_verdict_with_one_depth_per_family():
         "depth 20: plain 88.00% vs residual 87.00% training error",
     ]
     only_plain = ev.degradation_verdict({"plain20": 0.1, "plain32": 0.2}, num_classes=10)
-    assert [c.status for c in only_plain.comparisons] == ["reproduced"]
+    assert [c.status for c in only_plain.comparisons] == ["same direction"]
     assert only_plain.missing == ("resnet: no resnet network in this run — its depth trend is untested.",)
     assert only_plain.reproduced is None and only_plain.same_depth == {}
     assert "Degradation result" not in only_plain.text
@@ -284,5 +327,9 @@ def test_degradation_verdict_rejects_bad_input():
         ev.degradation_verdict({}, num_classes=10)
     with pytest.raises(ValueError, match="at least 2"):
         ev.degradation_verdict({"plain20": 0.1}, num_classes=1)
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match="^margin must be a non-negative"):
         ev.degradation_verdict({"plain20": 0.1}, num_classes=10, margin=-0.01)
+    with pytest.raises(ValueError, match="chance_margin"):
+        ev.degradation_verdict({"plain20": 0.1}, num_classes=10, chance_margin=-0.01)
+    with pytest.raises(ValueError, match="same_depth_margin"):
+        ev.degradation_verdict({"plain20": 0.1}, num_classes=10, same_depth_margin=float("nan"))
