@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import shutil
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.transforms import offset_copy
 from torch import Tensor, nn
 
 from .inspection import model_device
@@ -37,6 +39,7 @@ __all__ = [
     "GraphvizNotFoundError",
     "GRAPHVIZ_INSTALL_HINT",
     "feature_maps",
+    "zero_fractions",
     "plot_feature_maps",
     "weighted_layers",
     "gradient_norms",
@@ -138,6 +141,31 @@ def feature_maps(model: nn.Module, x: Tensor, layer_names: str | Sequence[str]) 
     if missing:
         raise ValueError(f"layers {missing} were not called during the forward pass, so they have no output")
     return {n: captured[n] for n in names}
+
+
+def zero_fractions(
+    model: nn.Module, x: Tensor, layer_names: str | Sequence[str], *, batch_size: int = 100
+) -> dict[str, Tensor]:
+    """Fraction of exactly-zero values in each named layer's output, per image.
+
+    Runs :func:`feature_maps` on ``x`` in chunks of ``batch_size`` images (so a large batch never holds
+    every activation in memory at once) and returns ``{name: tensor (N,)}``, one fraction in [0, 1] per
+    image, in the order given. After a ReLU (the stem, and the output of every residual stage) a zero is
+    a unit switched off for that image; average over many images before reading a trend into the numbers,
+    since one image can be far from typical.
+    """
+    names = [layer_names] if isinstance(layer_names, str) else list(layer_names)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    x = x.unsqueeze(0) if isinstance(x, Tensor) and x.ndim == 3 else x
+    if not isinstance(x, Tensor) or x.shape[0] == 0:
+        raise ValueError("x must be a non-empty image batch (N, C, H, W)")
+    parts: dict[str, list[Tensor]] = {name: [] for name in names}
+    for start in range(0, x.shape[0], batch_size):
+        maps = feature_maps(model, x[start : start + batch_size], names)
+        for name, t in maps.items():
+            parts[name].append((t == 0).flatten(1).float().mean(dim=1))
+    return {name: torch.cat(chunks) for name, chunks in parts.items()}
 
 
 def plot_feature_maps(
@@ -268,12 +296,52 @@ def compare_gradient_flow(
     return results
 
 
+# Colour of a network's depth in every gradient-flow figure, so that e.g. the 56-layer nets share a colour
+# across figures and panels; depths not listed continue the cycle.
+_DEPTH_COLOUR_ORDER: tuple[int, ...] = (20, 32, 56, 44, 110, 14, 8, 18, 34, 50)
+_FIRST_NUMBER = re.compile(r"[0-9]+")
+
+
+def _depth_colour(depth: int) -> str:
+    """Matplotlib's default-cycle colour (``"C0"`` …) for a network depth, the same in every figure."""
+    if depth in _DEPTH_COLOUR_ORDER:
+        return f"C{_DEPTH_COLOUR_ORDER.index(depth) % 10}"
+    return f"C{(len(_DEPTH_COLOUR_ORDER) + depth) % 10}"
+
+
+def _gradient_flow_depth(label: str, num_layers: int) -> int:
+    """The depth a line is coloured by: the first number in its label (56 in ``"plain56, no BN"``),
+    else the number of weighted layers measured."""
+    match = _FIRST_NUMBER.search(label)
+    return int(match.group()) if match else num_layers
+
+
+def _legend_grid(groups: list[list[Any]]) -> tuple[list[Any], int]:
+    """Legend handles and column count: one column per depth (up to 4 depths), or one per variant.
+
+    ``groups`` holds the lines of each depth. When every depth has the same number of lines (variants such
+    as "with BN" / "no BN"), the legend is a grid with one depth per column and one variant per row (one
+    variant per column and one depth per row for more than 4 depths); otherwise the lines in the order
+    drawn, 3 per row. A legend fills its columns top to bottom, hence the ordering.
+    """
+    flat = [h for group in groups for h in group]
+    sizes = {len(group) for group in groups}
+    if len(sizes) == 1:
+        per_depth = sizes.pop()
+        if len(groups) <= 4:
+            return flat, len(groups)
+        if 1 < per_depth <= 4:
+            return [group[j] for j in range(per_depth) for group in groups], per_depth
+    return flat, min(3, len(flat))
+
+
 def plot_gradient_flow(
     results: Mapping[str, Sequence[tuple[str, float]]],
     *,
     relative_depth: bool = False,
     title: str | None = None,
     ax: Axes | None = None,
+    linestyles: Mapping[str, str] | None = None,
 ) -> Figure:
     """Gradient norm per weighted layer (log scale), one line per model.
 
@@ -281,29 +349,72 @@ def plot_gradient_flow(
     the layer's position in the forward pass (1 = first convolution), or its position divided by the
     number of layers when ``relative_depth`` (to overlay networks of different depth). Zero norms cannot
     be drawn on a log axis and are left out of the line.
+
+    Styles are chosen so that several figures can be read together: a line's **colour** is its network's
+    depth (the first number in the label, e.g. 56 for ``"plain56, no BN"``; the same depth has the same
+    colour in every figure), and its **line style** tells variants apart: solid for a label that is a model
+    name of :mod:`resnet_course.models` (as :func:`compare_gradient_flow` returns them), dashed for any
+    other label (a variant such as ``"plain56, no BN"``). ``linestyles`` (``{label: "-" | "--" | ":" |
+    "-."}``) overrides the style of the labels it names. The legend sits below the plot, where it hides no
+    line.
+
+    With ``ax``, draws into that Axes (e.g. one panel of a larger figure) and returns its figure; a figure
+    without a layout engine is switched to matplotlib's constrained layout, which places the panels,
+    labels and legends when the figure is drawn (so changes the caller makes afterwards, such as showing
+    tick labels again on a ``sharey`` panel, are laid out too).
     """
+    from resnet_course.models import list_models
+
     if not results:
         raise ValueError("results is empty: pass {label: gradient_norms(model, x, y)} for one or more models")
+    model_names = set(list_models())
+    styles = dict(linestyles or {})
+    unknown = sorted(set(styles) - set(results))
+    if unknown:
+        raise ValueError(f"linestyles names labels that are not in results: {unknown}")
     if ax is None:
-        fig, ax = new_subplots(figsize=(8.0, 4.5))
+        fig, ax = new_subplots(figsize=(8.0, 4.5), layout="constrained")
     else:
         fig = ax.figure
+        if fig.get_layout_engine() is None:
+            fig.set_layout_engine("constrained")
+    lines: dict[int, list[Any]] = {}  # depth -> its lines, in the order given
     for label, norms in results.items():
         values = np.array([float(v) for _, v in norms])
         if values.size == 0:
             raise ValueError(f"no gradient norms for {label!r}")
+        net_depth = _gradient_flow_depth(str(label), len(values))
         depth = np.arange(1, len(values) + 1, dtype=float)
         if relative_depth:
             depth /= len(values)
         shown = np.where(values > 0, values, np.nan)
-        ax.plot(depth, shown, marker="o", markersize=3, label=f"{label} ({len(values)} layers)")
+        (line,) = ax.plot(
+            depth,
+            shown,
+            color=_depth_colour(net_depth),
+            linestyle=styles.get(label, "-" if label in model_names else "--"),
+            marker="o",
+            markersize=3,
+            label=f"{label} ({len(values)} layers)",
+        )
+        lines.setdefault(net_depth, []).append(line)
     ax.set_yscale("log")
     ax.set_xlabel("relative depth (layer / number of layers)" if relative_depth else "weighted layer (forward order)")
     ax.set_ylabel("gradient norm ‖∂L/∂W‖₂")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
+    # Below the x label (an offset in points, so it does not depend on the Axes' height).
+    handles, ncol = _legend_grid(list(lines.values()))
+    below = offset_copy(ax.transAxes, fig=fig, y=-34, units="points")
+    ax.legend(
+        handles=handles,
+        fontsize="small",
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        bbox_transform=below,
+        ncol=ncol,
+        frameon=False,
+    )
     ax.set_title(title or "Gradient flow after one backward pass")
-    fig.tight_layout()
     return fig
 
 
@@ -423,13 +534,24 @@ def grad_cam(
     x: Tensor,
     target_class: int | None = None,
     layer: str | None = None,
+    *,
+    normalize: bool = True,
 ) -> Tensor:
     """Grad-CAM heat map (Selvaraju et al. 2017) of ``target_class`` at ``layer``, at the input's size.
 
     With ``A`` the layer's activation ``(K, h, w)`` and ``y_c`` the class score (logit), the map is
     ``ReLU(Σ_k α_k A_k)`` with ``α_k = mean_{i,j} ∂y_c/∂A_k[i, j]`` (Eq. 1–2 of the paper), bilinearly
-    upsampled to the input's ``(H, W)`` and scaled to [0, 1] by its maximum (all zeros if the map is
-    zero everywhere).
+    upsampled to the input's ``(H, W)``. By default it is then scaled to [0, 1] by its own maximum (all
+    zeros if the map is zero everywhere), which hides how strong the evidence is: the maps of a class with
+    p = 0.9 and of one with p = 0.01 can look alike. ``normalize=False`` returns the raw map instead, in
+    units of the class score; compare the raw maps' maxima (peaks) of several classes to see which map
+    carries more evidence. When the layer feeds global average pooling and a linear head directly (the
+    last stage of a post-activation ResNet; a pre-activation one puts a BatchNorm and a ReLU in between),
+    the map before the ReLU and the upsampling sums over the layer's ``h × w`` positions to the logit
+    minus its bias: each of its values is one position's share of the logit.
+
+    The map has the layer's resolution, ``8 × 8`` for the last stage of a CIFAR ResNet on 32×32 images:
+    it is coarse by construction, and the maps of different classes often cover the same region.
 
     Args:
         model: a classifier returning logits; run in eval mode (restored afterwards), hooks removed.
@@ -438,8 +560,10 @@ def grad_cam(
         layer: a name from ``model.named_modules()``; by default the last residual stage of a
             :class:`~resnet_course.models.ResNet` (``layer4`` for ImageNet-style nets, ``layer3`` for the
             CIFAR 6n+2 family).
+        normalize: scale the map to [0, 1] by its maximum (default), or return it unscaled.
 
-    Returns a float CPU tensor ``(H, W)`` with values in [0, 1].
+    Returns a float CPU tensor ``(H, W)``: values in [0, 1] when ``normalize``, otherwise ≥ 0 in the units
+    of the class score (``cam.max()`` is the map's peak).
     """
     x = _batch(x, model)
     if x.shape[0] != 1:
@@ -470,6 +594,8 @@ def grad_cam(
     weights = grads.mean(dim=(2, 3), keepdim=True)  # α_k
     cam = F.relu((weights * activation).sum(dim=1, keepdim=True)).detach()
     cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+    if not normalize:
+        return cam.clamp_(min=0.0).cpu()
     peak = cam.max()
     cam = cam / peak if peak > 0 else torch.zeros_like(cam)
     return cam.clamp_(0.0, 1.0).cpu()
@@ -488,22 +614,30 @@ def plot_grad_cam(
     """Three panels: the image, the Grad-CAM map, and the map overlaid on the image.
 
     ``image`` is uint8 ``(3, H, W)`` or a normalised float ``(3, H, W)`` with ``mean``/``std`` (see
-    :func:`resnet_course.evaluation.to_display_images`); ``cam`` is the ``(H, W)`` map from :func:`grad_cam`.
+    :func:`resnet_course.evaluation.to_display_images`); ``cam`` is the ``(H, W)`` map from :func:`grad_cam`,
+    normalised or raw (``normalize=False``). Either way it is drawn relative to its own maximum (the colour
+    bar says so), and the map panel's title gives that maximum: 1 for a normalised map, the peak in units of
+    the class score for a raw one. Colours therefore cannot be compared between two figures; the peaks can.
     """
     from resnet_course.evaluation import to_display_images
 
     if isinstance(image, Tensor) and image.ndim == 4:
         image = image[0]
     shown = to_display_images(image, mean, std)[0]
-    heat = cam.detach().cpu().numpy() if isinstance(cam, Tensor) else np.asarray(cam)
+    heat = cam.detach().cpu().float().numpy() if isinstance(cam, Tensor) else np.asarray(cam, dtype=float)
     if heat.shape != shown.shape[:2]:
         raise ValueError(f"cam has shape {heat.shape} but the image is {shown.shape[:2]}; use grad_cam's output")
+    if not np.isfinite(heat).all() or (heat < 0).any():
+        raise ValueError("cam must be finite and non-negative, as grad_cam returns it")
+    peak = float(heat.max())
+    heat = heat / peak if peak > 0 else np.zeros_like(heat)
     fig, axes = new_subplots(1, 3, figsize=(9.0, 3.4))
     axes[0].imshow(shown)
     axes[0].set_title("image")
     im = axes[1].imshow(heat, cmap=cmap, vmin=0, vmax=1)
-    axes[1].set_title("Grad-CAM")
-    fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04)
+    axes[1].set_title(f"Grad-CAM (max {peak:.3g})")
+    bar = fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04)
+    bar.set_label("relative to this map's maximum", fontsize="small")
     axes[2].imshow(shown)
     axes[2].imshow(heat, cmap=cmap, alpha=alpha, vmin=0, vmax=1)
     axes[2].set_title("overlay")

@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -89,6 +90,25 @@ def test_plot_feature_maps_draws_one_panel_per_channel():
     fig.canvas.draw()
 
 
+def test_zero_fractions_per_image_in_chunks_match_feature_maps():
+    model = _tiny()
+    model.train()
+    x = _x(5)
+    fractions = intro.zero_fractions(model, x, ["conv1", "layer1", "layer2"], batch_size=2)
+    assert list(fractions) == ["conv1", "layer1", "layer2"]
+    maps = intro.feature_maps(model, x, ["conv1", "layer1", "layer2"])
+    for name, t in maps.items():
+        assert fractions[name].shape == (5,)
+        torch.testing.assert_close(fractions[name], (t == 0).flatten(1).float().mean(dim=1))
+    assert float(fractions["conv1"].max()) == 0.0  # a convolution's output has no exact zeros here
+    assert 0 < float(fractions["layer1"].mean()) < 1  # after the block's ReLU
+    one_chunk = intro.zero_fractions(model, x, "layer2", batch_size=100)
+    torch.testing.assert_close(one_chunk["layer2"], fractions["layer2"])
+    assert _no_hooks(model) and model.training
+    with pytest.raises(ValueError, match="batch_size"):
+        intro.zero_fractions(model, x, "layer1", batch_size=0)
+
+
 # ---------------------------------------------------------------------------------------------- gradients
 
 
@@ -142,6 +162,77 @@ def test_compare_and_plot_gradient_flow():
     with pytest.raises(ValueError, match="empty"):
         intro.plot_gradient_flow({})
     fig.canvas.draw()
+
+
+def _flat_norms(n: int, value: float = 1.0) -> list[tuple[str, float]]:
+    return [(f"layer{i}", value) for i in range(n)]
+
+
+def test_plot_gradient_flow_colour_by_depth_and_dashed_variants():
+    results = {
+        "plain20": _flat_norms(20),
+        "plain56": _flat_norms(56),
+        "plain20, no BN": _flat_norms(20, 1e-5),
+        "plain56, no BN": _flat_norms(56, 1e-9),
+    }
+    fig = intro.plot_gradient_flow(results, relative_depth=True)
+    lines = {line.get_label().split(" (")[0]: line for line in fig.axes[0].get_lines()}
+    assert lines["plain20"].get_color() == lines["plain20, no BN"].get_color()
+    assert lines["plain56"].get_color() == lines["plain56, no BN"].get_color()
+    assert lines["plain20"].get_color() != lines["plain56"].get_color()
+    assert lines["plain20"].get_linestyle() == "-" and lines["plain56"].get_linestyle() == "-"
+    assert lines["plain20, no BN"].get_linestyle() == "--" and lines["plain56, no BN"].get_linestyle() == "--"
+    # The same depth has the same colour in another figure, whatever else is drawn there.
+    other = intro.plot_gradient_flow({"resnet56": _flat_norms(56), "resnet110": _flat_norms(110)})
+    assert other.axes[0].get_lines()[0].get_color() == lines["plain56"].get_color()
+    # One legend column per depth, one row per variant: the legend lists each depth's lines together.
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    texts = fig.axes[0].get_legend().get_texts()
+    assert [t.get_text() for t in texts] == [
+        "plain20 (20 layers)",
+        "plain20, no BN (20 layers)",
+        "plain56 (56 layers)",
+        "plain56, no BN (56 layers)",
+    ]
+    x0 = [round(t.get_window_extent(canvas.get_renderer()).x0) for t in texts]
+    assert x0[0] == x0[1] < x0[2] == x0[3]  # columns: depth 20, depth 56
+    styled = intro.plot_gradient_flow(results, linestyles={"plain20": ":"})
+    assert styled.axes[0].get_lines()[0].get_linestyle() == ":"
+    with pytest.raises(ValueError, match="not in results"):
+        intro.plot_gradient_flow(results, linestyles={"resnet20": ":"})
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_plot_gradient_flow_two_panels_legend_and_labels_do_not_overlap():
+    # Notebook 01's figure: two sharey panels drawn by plot_gradient_flow, then the right panel's tick
+    # labels switched back on by the caller. Constrained layout places everything when it is drawn.
+    x, y = _x(2, 16), torch.tensor([0, 1])
+    results = intro.compare_gradient_flow(["plain20", "plain32", "resnet20", "resnet32"], x, y, num_classes=10)
+    no_bn = {f"{n}, no BN": [(layer, v * 1e-6) for layer, v in results[n]] for n in ("plain20", "plain32")}
+    fig, (ax_p, ax_r) = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
+    intro.plot_gradient_flow(
+        {"plain20": results["plain20"], "plain32": results["plain32"], **no_bn}, relative_depth=True, ax=ax_p
+    )
+    intro.plot_gradient_flow({n: results[n] for n in ("resnet20", "resnet32")}, relative_depth=True, ax=ax_r)
+    ax_r.tick_params(labelleft=True)
+    assert fig.get_layout_engine() is not None
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    left_panel = ax_p.get_window_extent(renderer)
+    right_labels = [ax_r.yaxis.label.get_window_extent(renderer)] + [
+        t.get_window_extent(renderer) for t in ax_r.get_yticklabels() if t.get_visible() and t.get_text()
+    ]
+    assert right_labels[1:], "the right panel's tick labels are shown"
+    assert not any(_overlap(box, left_panel) for box in right_labels)
+    for ax in (ax_p, ax_r):
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert legend.y1 <= ax.get_window_extent(renderer).y0  # below the plot, over no line
+        assert legend.y1 <= ax.xaxis.label.get_window_extent(renderer).y0  # and below the x label
+        assert legend.y0 >= 0  # inside the figure
 
 
 def test_parameter_grad_norms_flags():
@@ -217,6 +308,26 @@ def test_grad_cam_equals_class_activation_map_for_gap_linear_head():
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_grad_cam_raw_map_is_in_logit_units_and_normalises_to_the_default():
+    model = _tiny()
+    x = _x(1)
+    raw = intro.grad_cam(model, x, target_class=1, layer="layer2", normalize=False)
+    cam = intro.grad_cam(model, x, target_class=1, layer="layer2")
+    assert raw.shape == (16, 16) and float(raw.min()) >= 0
+    torch.testing.assert_close(cam, raw / raw.max())
+    model.eval()
+    with torch.no_grad():
+        features = model.forward_features(x)  # (1, K, h, w): the input of pooling + linear head
+        h, w = features.shape[-2:]
+        contribution = torch.einsum("k,nkhw->nhw", model.fc.weight[1], features) / (h * w)  # Σ_k α_k A_k
+        logit_minus_bias = model(x)[0, 1] - model.fc.bias[1]
+    # Before the ReLU, the map's values are the positions' shares of the logit (minus the bias) ...
+    assert float(contribution.sum()) == pytest.approx(float(logit_minus_bias), rel=1e-4, abs=1e-5)
+    # ... and grad_cam(normalize=False) is that map after the ReLU, upsampled, not rescaled.
+    manual = F.interpolate(F.relu(contribution)[:, None], size=(16, 16), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(raw, manual[0, 0], atol=1e-6, rtol=1e-4)
+
+
 def test_grad_cam_defaults_and_errors():
     model = create("resnet20")
     image = _x(1, 32)[0]
@@ -240,6 +351,16 @@ def test_plot_grad_cam_overlay():
     assert len(fig.axes) == 4  # image, map, overlay, colour bar
     np.testing.assert_allclose(fig.axes[1].get_images()[0].get_array(), cam.numpy())
     assert len(fig.axes[2].get_images()) == 2
+    assert fig.axes[3].get_ylabel() == "relative to this map's maximum"
+    assert fig.axes[1].get_title() == "Grad-CAM (max 1)"
+    # A raw map is drawn relative to its own maximum, which the title gives.
+    raw = intro.plot_grad_cam(image, 0.25 * cam)
+    np.testing.assert_allclose(raw.axes[1].get_images()[0].get_array(), cam.numpy(), rtol=1e-6)
+    assert raw.axes[1].get_title() == "Grad-CAM (max 0.25)"
+    zero = intro.plot_grad_cam(image, torch.zeros(16, 16))
+    assert float(np.max(zero.axes[1].get_images()[0].get_array())) == 0.0
+    with pytest.raises(ValueError, match="non-negative"):
+        intro.plot_grad_cam(image, cam - 0.5)
     with pytest.raises(ValueError, match="cam has shape"):
         intro.plot_grad_cam(image, torch.zeros(8, 8))
     fig.canvas.draw()
