@@ -258,10 +258,10 @@ def plot_training_curves(
     if show_lr:
         ax_lr = axes[0, 2]
         if len(runs) > 1 and _same_schedule(schedules):
-            ax_lr.plot(*schedules[0], "-", color="0.2", label="all runs")
+            ax_lr.plot(*schedules[0], "-", color="0.2", marker="o", markersize=3, label="all runs")
         else:
             for i, ((label, _), (epochs, lr)) in enumerate(zip(runs, schedules, strict=True)):
-                ax_lr.plot(epochs, lr, "-", color=colors[i % len(colors)], label=label)
+                ax_lr.plot(epochs, lr, "-", color=colors[i % len(colors)], marker="o", markersize=3, label=label)
         lr_log = lr_scale == "log" or (lr_scale == "auto" and _lr_wants_log([lr for _, lr in schedules]))
         if lr_log:
             _log_axis(ax_lr)
@@ -272,8 +272,12 @@ def plot_training_curves(
         ax_lr.grid(True, alpha=0.3)
         if len(runs) > 1:
             ax_lr.legend(fontsize="small")
+    n_epochs = int(max((np.nanmax(e) for _, h in runs if len(e := history_values(h, "epoch"))), default=0))
     for ax in axes[0]:
-        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        if 0 < n_epochs <= 12:  # few epochs: one tick per epoch (a locator would add fractional ticks)
+            ax.set_xticks(range(1, n_epochs + 1))
+        else:
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -319,3 +319,16 @@ def test_error_curves_reject_bad_input():
         plots.plot_error_curves({"plain20": h}, num_classes=1)
     with pytest.raises(ValueError, match="no histories"):
         plots.plot_error_curves({}, num_classes=10)
+
+
+def test_few_epochs_get_one_tick_each_and_a_single_epoch_is_visible() -> None:
+    from resnet_course.plots import plot_training_curves
+    from resnet_course.training import History
+
+    h = History(label="one")
+    h.append(epoch=1, train_loss=2.0, train_acc=0.2, val_loss=2.1, val_acc=0.2, lr=0.1, seconds=1.0)
+    fig = plot_training_curves([h])
+    for ax in fig.axes[:3]:
+        assert list(ax.get_xticks()) == [1.0]
+    lr_line = fig.axes[2].get_lines()[0]
+    assert lr_line.get_marker() == "o"  # a one-epoch LR 'line' is a visible point
