@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
-__all__ = ["default_device", "resolve_device", "accelerator_available"]
+__all__ = ["default_device", "resolve_device", "accelerator_available", "cpu_bf16_flags"]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -41,3 +43,19 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if dev.type not in DEVICE_CHOICES:
         raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICE_CHOICES)}")
     return dev
+
+
+def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The x86 bf16 instruction flags of this CPU (``avx512_bf16``, ``amx_bf16``) as text: "none (...)" when it has
+    neither, "unknown (...)" where ``cpuinfo`` is unreadable or lists no flags (not Linux, or not x86).
+
+    bf16 autocast (``TrainConfig(amp=True)`` on a CPU) is fast only with such instructions; without them it
+    mostly adds casts.
+    """
+    try:
+        lines = Path(cpuinfo).read_text().splitlines()
+        flags = next(line for line in lines if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return f"unknown (no x86 flags in {cpuinfo})"
+    found = sorted({"avx512_bf16", "amx_bf16"} & set(flags.split(":", 1)[-1].split()))
+    return ", ".join(found) if found else "none (neither avx512_bf16 nor amx_bf16)"

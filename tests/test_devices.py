@@ -28,3 +28,16 @@ def test_unknown_names_raise_valueerror_listing_the_choices(name: str) -> None:
 def test_cuda_without_cuda_says_what_to_use_instead() -> None:
     with pytest.raises(ValueError, match="CUDA is not available here; use --device auto or cpu"):
         resolve_device("cuda")
+
+
+def test_cpu_bf16_flags_reads_cpuinfo(tmp_path) -> None:
+    from resnet_course.devices import cpu_bf16_flags
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f amx_bf16 avx512_bf16\n")
+    assert cpu_bf16_flags(info) == "amx_bf16, avx512_bf16"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n")
+    assert cpu_bf16_flags(info).startswith("none")
+    info.write_text("Processor\t: ARMv8\n")
+    assert cpu_bf16_flags(info).startswith("unknown")
+    assert cpu_bf16_flags(tmp_path / "missing").startswith("unknown")
