@@ -9,7 +9,7 @@ autograd keeps for the backward pass, and BatchNorm layers filled with random va
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -23,6 +23,7 @@ __all__ = [
     "model_device",
     "saved_activation_bytes",
     "randomize_batchnorm",
+    "unchanged_state",
 ]
 
 _WEIGHTED = (nn.Conv2d, nn.Linear)
@@ -101,6 +102,25 @@ def count_weighted_layers(model: nn.Module) -> LayerCount:
     return LayerCount(len(main), len(short), other, main, short)
 
 
+@contextlib.contextmanager
+def unchanged_state(model: nn.Module) -> Iterator[nn.Module]:
+    """Run a block on ``model`` and put its state back afterwards, even when the block raises: every buffer
+    (BatchNorm running statistics, which a training-mode forward pass updates) gets its value back, and every
+    sub-module its own train/eval mode. Parameters and gradients are not touched: a measurement that must
+    leave them alone simply does not step an optimizer."""
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    modes = {m: m.training for m in model.modules()}
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                if name in buffers:
+                    b.copy_(buffers[name])
+        for m, was_training in modes.items():
+            m.training = was_training
+
+
 def saved_activation_bytes(model: nn.Module, x: torch.Tensor, amp_dtype: torch.dtype | None = None) -> int:
     """Bytes of the tensors autograd saves for the backward pass during one forward pass of ``model`` on ``x``.
 
@@ -137,18 +157,12 @@ def saved_activation_bytes(model: nn.Module, x: torch.Tensor, amp_dtype: torch.d
     def unpack(tensor: torch.Tensor) -> torch.Tensor:
         return tensor
 
-    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     autocast = (
         torch.autocast(x.device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
     )
-    try:
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, unpack), autocast:
+    with unchanged_state(model), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        with autocast:
             model(x)  # the output, and with it the graph and the saved tensors, is dropped at once
-    finally:
-        with torch.no_grad():
-            for name, b in model.named_buffers():
-                if name in buffers:
-                    b.copy_(buffers[name])
     return sum(storages.values())
 
 

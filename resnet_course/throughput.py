@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .devices import resolve_device
+from .inspection import unchanged_state
 
 __all__ = ["loader_images_per_second", "training_images_per_second"]
 
@@ -174,38 +175,33 @@ def training_images_per_second(
     target = parameters[0].device if device is None else resolve_device(device)
 
     model.to(target)
-    saved_buffers = [b.detach().clone() for b in model.buffers()]
-    was_training = model.training
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch_size, channels, height, width, generator=generator).to(target)
-    try:
-        model.train()
-        model.zero_grad(set_to_none=True)
-        logits = model(x)  # warm-up step (first calls allocate memory and pick kernels)
-        if logits.dim() != 2 or logits.shape[0] != batch_size:
-            raise ValueError(
-                f"model output has shape {tuple(logits.shape)}; expected ({batch_size}, classes) logits for a "
-                f"batch of {batch_size} images of {channels}×{height}×{width}"
-            )
-        if num_classes is None:
-            num_classes = logits.shape[1]
-        elif num_classes > logits.shape[1]:
-            raise ValueError(f"num_classes={num_classes} exceeds the model's {logits.shape[1]} outputs")
-        y = torch.randint(0, num_classes, (batch_size,), generator=generator).to(target)
-        F.cross_entropy(logits, y).backward()
-        del logits
-        best = math.inf
-        for _ in range(repeats):
+    with unchanged_state(model):  # buffers and train/eval mode come back afterwards
+        try:
+            model.train()
             model.zero_grad(set_to_none=True)
-            _synchronize(target)
-            start = time.perf_counter()
-            F.cross_entropy(model(x), y).backward()
-            _synchronize(target)
-            best = min(best, time.perf_counter() - start)
-    finally:
-        model.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            for buffer, saved in zip(model.buffers(), saved_buffers, strict=True):
-                buffer.copy_(saved)
-        model.train(was_training)
+            logits = model(x)  # warm-up step (first calls allocate memory and pick kernels)
+            if logits.dim() != 2 or logits.shape[0] != batch_size:
+                raise ValueError(
+                    f"model output has shape {tuple(logits.shape)}; expected ({batch_size}, classes) logits for a "
+                    f"batch of {batch_size} images of {channels}×{height}×{width}"
+                )
+            if num_classes is None:
+                num_classes = logits.shape[1]
+            elif num_classes > logits.shape[1]:
+                raise ValueError(f"num_classes={num_classes} exceeds the model's {logits.shape[1]} outputs")
+            y = torch.randint(0, num_classes, (batch_size,), generator=generator).to(target)
+            F.cross_entropy(logits, y).backward()
+            del logits
+            best = math.inf
+            for _ in range(repeats):
+                model.zero_grad(set_to_none=True)
+                _synchronize(target)
+                start = time.perf_counter()
+                F.cross_entropy(model(x), y).backward()
+                _synchronize(target)
+                best = min(best, time.perf_counter() - start)
+        finally:
+            model.zero_grad(set_to_none=True)
     return batch_size / max(best, _MIN_SECONDS)

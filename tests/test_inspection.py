@@ -209,3 +209,20 @@ def test_randomized_batchnorm_makes_a_forgotten_layer_visible():
 def test_randomize_batchnorm_rejects_a_seed_instead_of_a_generator():
     with pytest.raises(ValueError, match="generator must be a torch.Generator or None, got int"):
         randomize_batchnorm(models.resnet20(), 0)
+
+
+def test_unchanged_state_restores_buffers_and_each_modules_mode_even_after_an_error() -> None:
+    from resnet_course.inspection import unchanged_state
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    net.eval()
+    net[1].train()  # a mixed-mode model: only the BatchNorm in training mode
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(RuntimeError, match="boom"), unchanged_state(net):
+        net.train()
+        net(torch.randn(8, 3, 6, 6) * 3 + 1)  # updates the running statistics
+        assert not torch.equal(net[1].running_mean, before["1.running_mean"])
+        raise RuntimeError("boom")
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    assert [m.training for m in net.modules()] == [False, False, True, False]
