@@ -8,10 +8,12 @@ run with the engine instead, saves it as a checkpoint of the same format, and sa
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
+from torch import nn
 
 from .checkpoints import checkpoint_problem, read_checkpoint, save_checkpoint
 from .data import stratified_subset
@@ -19,9 +21,9 @@ from .devices import resolve_device
 from .loaders import TensorLoader
 from .models import create_for_data
 from .profiles import data_dir
-from .training import TrainConfig, evaluate, fit
+from .training import History, TrainConfig, evaluate, fit
 
-__all__ = ["course_run_dir", "course_checkpoint", "QUICK_CHECKPOINT_NAME"]
+__all__ = ["course_run_dir", "course_checkpoint", "short_run", "ShortRun", "QUICK_CHECKPOINT_NAME"]
 
 QUICK_CHECKPOINT_NAME = "quick.pt"  # file name of the fallback model inside ``work_dir``
 
@@ -30,6 +32,53 @@ def course_run_dir(model_name: str) -> Path:
     """The folder where notebook 05 writes its run of ``model_name``: ``data_dir()/runs/05_<model_name>``
     (it holds ``last.pt``, ``best.pt`` and ``history.json``; not created here)."""
     return data_dir() / "runs" / f"05_{model_name}"
+
+
+class ShortRun(NamedTuple):
+    """What :func:`short_run` trained: the model (final weights), its history, its config and the number of
+    training images it saw."""
+
+    model: nn.Module
+    history: History
+    config: TrainConfig
+    train_images: int
+
+
+def short_run(
+    data: Any,
+    model_name: str,
+    *,
+    epochs: int,
+    train_size: int | None,
+    batch_size: int,
+    seed: int,
+    device: str | torch.device | None = None,
+    val_loader: Iterable[Any] | None = None,
+    callback: Callable[[nn.Module, History], bool | None] | None = None,
+    label: str | None = None,
+) -> ShortRun:
+    """The course's short training run: the fallback model of :func:`course_checkpoint` and the seed study of
+    notebook 06.
+
+    A fresh ``model_name`` from :func:`~resnet_course.models.create_for_data` (seeded with ``seed``) trained by
+    :func:`~resnet_course.training.fit` for ``epochs`` epochs with a cosine schedule from the engine's default
+    learning rate (no warm-up), on a stratified subset of ``train_size`` training images of ``data`` (a
+    :class:`~resnet_course.data.DataBundle`; ``None`` = all) with augmentation. ``val_loader`` is passed to
+    ``fit``; ``callback(model, history)`` is called after every epoch (return ``True`` to stop), e.g. to measure
+    something on the model as it trains. ``device=None`` means the best available device.
+    """
+    dev = resolve_device("auto" if device is None else device)
+    torch.manual_seed(seed)
+    model = create_for_data(model_name, len(data.classes), data.image_size)
+    part = data.train.subset(stratified_subset(data.train.labels, train_size, seed))
+    train_loader = TensorLoader(
+        part, batch_size, mean=data.mean, std=data.std, shuffle=True, augment=True, seed=seed, device=dev
+    )
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, schedule="cosine", seed=seed, device=str(dev))
+    history = fit(model, train_loader, val_loader, config, progress=False,
+                  label=label if label is not None else f"quick {model_name}",
+                  callback=None if callback is None else lambda h: callback(model, h))
+    return ShortRun(model, history, config, len(part))
 
 
 def course_checkpoint(
@@ -49,10 +98,7 @@ def course_checkpoint(
     Returns notebook 05's final checkpoint ``course_run_dir(model_name)/"last.pt"`` when
     :func:`~resnet_course.checkpoints.checkpoint_problem` finds it usable for ``data`` (a
     :class:`~resnet_course.data.DataBundle`: same classes, same image size). Otherwise it trains a short run:
-    a fresh ``model_name`` from :func:`~resnet_course.models.create_for_data` (seeded with ``seed``),
-    ``epochs`` epochs of :func:`~resnet_course.training.fit` with a cosine schedule (no warm-up) and no
-    validation split, on a stratified subset of ``train_size`` training images (``None`` = all) with
-    augmentation; it measures test accuracy with :func:`~resnet_course.training.evaluate` and saves the model
+    :func:`short_run` without a validation split; it measures test accuracy with :func:`~resnet_course.training.evaluate` and saves the model
     to ``work_dir/quick.pt`` with its classes, preprocessing, history, config and ``test_accuracy`` metric.
     The explanation names the source, says why 05's model was not used, and compares the test accuracy
     with chance (1 / number of classes). ``device=None`` means the best available device.
@@ -75,15 +121,9 @@ def course_checkpoint(
         )
 
     dev = resolve_device("auto" if device is None else device)
-    torch.manual_seed(seed)
-    model = create_for_data(model_name, num_classes, data.image_size)
-    part = data.train.subset(stratified_subset(data.train.labels, train_size, seed))
-    train_loader = TensorLoader(
-        part, batch_size, mean=data.mean, std=data.std, shuffle=True, augment=True, seed=seed, device=dev
+    model, history, config, train_images = short_run(
+        data, model_name, epochs=epochs, train_size=train_size, batch_size=batch_size, seed=seed, device=dev
     )
-    # the fallback recipe: cosine decay from the engine's default learning rate, no warm-up, no validation
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, schedule="cosine", seed=seed, device=str(dev))
-    history = fit(model, train_loader, None, config, progress=False, label=f"quick {model_name}")
     test_loader = TensorLoader(data.test, eval_batch_size, mean=data.mean, std=data.std, device=dev)
     test_accuracy = evaluate(model, test_loader)["accuracy"]
     path = save_checkpoint(
@@ -104,7 +144,7 @@ def course_checkpoint(
     )
     return path, (
         f"No usable checkpoint from notebook 05 — {problem} (run notebook 05 first to use its model). "
-        f"Trained a quick {model_name} here instead: {len(history)} epoch(s) on {len(part)} images, seed "
+        f"Trained a quick {model_name} here instead: {len(history)} epoch(s) on {train_images} images, seed "
         f"{seed}, test accuracy {test_accuracy:.1%} (chance is 1/{num_classes} = {chance:.0%}){verdict}; "
         f"saved as `{path.name}` in the work folder. Expect a weaker model than notebook 05's."
     )

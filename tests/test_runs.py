@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from resnet_course.checkpoints import load_checkpoint, save_checkpoint
 from resnet_course.data import DataBundle, load_data
@@ -73,3 +74,19 @@ def test_trains_a_quick_model_when_05s_does_not_fit(
     accuracy = ckpt["metrics"]["test_accuracy"]
     assert 0.0 <= accuracy <= 1.0 and f"{accuracy:.1%}" in text
     assert ckpt["config"]["schedule"] == "cosine" and ckpt["model"]["name"] == MODEL
+
+
+def test_short_run_trains_a_seeded_subset_and_hands_the_model_to_the_callback(data: DataBundle) -> None:
+    from resnet_course.runs import short_run
+
+    seen = []
+    run = short_run(data, MODEL, epochs=2, train_size=30, batch_size=16, seed=3, device="cpu",
+                    callback=lambda model, h: seen.append((model, len(h))))
+    assert run.train_images == 30 and len(run.history) == 2 and run.history.label == f"quick {MODEL}"
+    assert [n for _, n in seen] == [1, 2] and all(m is run.model for m, _ in seen)
+    assert run.config.schedule == "cosine" and run.config.seed == 3 and run.config.epochs == 2
+    again = short_run(data, MODEL, epochs=2, train_size=30, batch_size=16, seed=3, device="cpu")
+    assert all(torch.equal(a, b) for a, b in zip(run.model.state_dict().values(),
+                                                  again.model.state_dict().values(), strict=True))
+    assert short_run(data, MODEL, epochs=1, train_size=None, batch_size=16, seed=0,
+                     device="cpu").train_images == len(data.train)
