@@ -215,3 +215,24 @@ def make_tiny_checkpoint() -> Callable[..., Path]:
     """The :func:`write_tiny_checkpoint` helper (session-scoped, so module-scoped fixtures can use it):
     ``make_tiny_checkpoint(path, classes=[...], metrics={"test_accuracy": 0.5}, epoch=3)``."""
     return write_tiny_checkpoint
+
+
+def run_notebook(path: Path, env: dict[str, str | None], monkeypatch: pytest.MonkeyPatch) -> str:
+    """Execute the notebook ``path`` in a ``python3`` kernel with ``env`` set (``None`` removes a variable; the
+    kernel inherits the environment) and return the text of its outputs (stream text and Markdown).
+    Raises nbclient's ``CellExecutionError``, naming the cell, when a cell fails."""
+    import nbclient
+    import nbformat
+
+    for key, value in env.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}}).execute()
+    return "\n".join(
+        "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/markdown", ""))
+        for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+    )

@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import write_tiny_cifar
+from conftest import run_notebook, write_tiny_cifar
 
-nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -44,20 +44,6 @@ def folder_course(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     folder = write_image_folder(images, root / "my_images", image_size=48)
     return {"RESNET_COURSE_PROFILE": "smoke", "RESNET_COURSE_DATASET": str(folder),
             "RESNET_COURSE_DATA": str(root / "data")}
-
-
-def run_notebook(path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
-    """Execute ``path`` in a kernel with ``env`` set (raises naming the failing cell); return its text output."""
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)  # the kernel inherits the environment
-    nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
-    return "\n".join(
-        "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/markdown", ""))
-        for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
-    )
 
 
 def used_stand_in(text: str) -> bool:

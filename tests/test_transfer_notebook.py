@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_notebook
 
-nbclient = pytest.importorskip("nbclient")
-nbformat = pytest.importorskip("nbformat")
+pytest.importorskip("nbclient")
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "08_transfer_learning.ipynb"
 
@@ -26,16 +26,12 @@ def test_notebook_08_uses_cached_imagenet_weights(tmp_path: Path, monkeypatch) -
     file.parent.mkdir(parents=True)
     torch.manual_seed(0)
     torch.save(create("resnet18").state_dict(), file)
-    monkeypatch.setenv("TORCH_HOME", str(torch_home))  # torch.hub.get_dir() = $TORCH_HOME/hub in the kernel
-    monkeypatch.setenv("RESNET_COURSE_PROFILE", "smoke")
-    monkeypatch.setenv("RESNET_COURSE_DATA", str(tmp_path / "data"))
-    monkeypatch.delenv("RESNET_COURSE_DATASET", raising=False)
-
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
-    text = "\n".join("".join(out.get("text", "")) for cell in nb.cells if cell.cell_type == "code"
-                     for out in cell.get("outputs", []))
+    text = run_notebook(NOTEBOOK, {
+        "TORCH_HOME": str(torch_home),  # torch.hub.get_dir() = $TORCH_HOME/hub in the kernel
+        "RESNET_COURSE_PROFILE": "smoke",
+        "RESNET_COURSE_DATA": str(tmp_path / "data"),
+        "RESNET_COURSE_DATASET": None,
+    }, monkeypatch)
     assert f"found in the cache: {file}" in text
     assert "ImageNet ResNet-18 loaded into resnet_course.models.resnet18 (strict=True)" in text
     assert "ImageNet top-3 =" in text  # the pretrained model was asked about target images
