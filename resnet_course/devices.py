@@ -6,7 +6,13 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["default_device", "resolve_device", "accelerator_available", "cpu_bf16_flags"]
+__all__ = [
+    "default_device",
+    "resolve_device",
+    "accelerator_available",
+    "cpu_bf16_flags",
+    "native_mixed_precision",
+]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -59,3 +65,19 @@ def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
         return f"unknown (no x86 flags in {cpuinfo})"
     found = sorted({"avx512_bf16", "amx_bf16"} & set(flags.split(":", 1)[-1].split()))
     return ", ".join(found) if found else "none (neither avx512_bf16 nor amx_bf16)"
+
+
+def native_mixed_precision(device: str | torch.device | None = None, cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """True where mixed precision (``TrainConfig(amp=True)``) runs on native low-precision arithmetic, so that it
+    pays: every CUDA GPU (bf16 where supported, else fp16 tensor cores), and a CPU with ``avx512_bf16`` or
+    ``amx_bf16`` (Intel Cooper Lake, Sapphire Rapids and later Xeons, AMD Zen 4 and later). False on Apple MPS and
+    on CPUs without those instructions (most laptops, AVX2-only servers), where bf16 autocast mostly adds casts
+    and was measured several times *slower* than fp32. ``device=None`` means :func:`default_device`.
+    """
+    dev = default_device() if device is None else resolve_device(device)
+    if dev.type == "cuda":
+        return True
+    if dev.type == "cpu":
+        flags = cpu_bf16_flags(cpuinfo)
+        return not flags.startswith(("none", "unknown"))
+    return False

@@ -9,7 +9,10 @@ Three profiles cover the settings the course runs in:
 :func:`get_profile` picks one from the ``RESNET_COURSE_PROFILE`` environment variable, otherwise ``gpu`` when
 CUDA or Apple MPS is available and ``cpu`` otherwise. ``RESNET_COURSE_DATASET`` switches the dataset of every
 profile at once (``cifar10``, ``shapes10`` or the path of an ImageFolder root): the one place where a teacher
-points the whole course at their own images. :func:`data_dir` is the one directory where datasets are kept.
+points the whole course at their own images. ``RESNET_COURSE_SEED`` replaces the base seed (to repeat a lesson
+with another seed), and ``RESNET_COURSE_AMP`` (``auto``/``on``/``off``) decides mixed precision: ``auto`` turns
+it on in the cpu and gpu profiles where the hardware runs it natively. :func:`data_dir` is the one directory where
+datasets are kept.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .devices import accelerator_available
+from .devices import accelerator_available, native_mixed_precision
 
 __all__ = [
     "Profile",
@@ -28,15 +31,21 @@ __all__ = [
     "PROFILE_ENV",
     "DATASET_ENV",
     "DATA_ENV",
+    "AMP_ENV",
+    "SEED_ENV",
     "get_profile",
     "data_dir",
     "resolve_dataset_spec",
     "profiles_table",
+    "resolve_amp",
 ]
 
 PROFILE_ENV = "RESNET_COURSE_PROFILE"
 DATASET_ENV = "RESNET_COURSE_DATASET"
 DATA_ENV = "RESNET_COURSE_DATA"
+AMP_ENV = "RESNET_COURSE_AMP"
+SEED_ENV = "RESNET_COURSE_SEED"
+AMP_CHOICES = ("auto", "on", "off")
 DATASET_NAMES = ("cifar10", "shapes10")
 
 
@@ -51,10 +60,15 @@ class Profile:
     val_fraction: float  # share of the training images held out for validation (model selection)
     batch_size: int  # mini-batch size of the main trainings
     epochs: int  # epochs of the main ResNet training (notebook 05)
+    lr: float | None  # peak learning rate of the main training and short runs; None = 0.1 × batch_size / 128
     model: str  # main model, a name for resnet_course.models.create
     degradation_models: tuple[str, ...]  # plain vs residual nets compared in the degradation experiment
     degradation_epochs: int  # epochs of each degradation run
     degradation_train_size: int | None  # training images of each degradation run; None = all
+    degradation_batch_size: int  # mini-batch of each degradation run (small batches: more steps on few images)
+    degradation_lr: float  # peak learning rate of each degradation run (He et al.: 0.1 for batch 128)
+    degradation_schedule: str  # "multistep" (He et al.'s drops at 50 % and 75 %) or "onecycle" (short budgets)
+    degradation_augment: bool  # crop + flip in the degradation runs; off, the task is to fit the training set
     gradient_depths: tuple[int, ...]  # depths of plainN/resnetN in the gradient-norm-at-init plot
     transfer_image_size: int  # input size for transfer learning from ImageNet weights
     transfer_train_size: int | None  # training images for transfer learning; None = all
@@ -65,7 +79,7 @@ class Profile:
     tricks_epochs: int  # epochs of each run in the training-tricks comparison
     tricks_train_size: int | None  # training images of each training-tricks run; None = all
     tricks_noise_seeds: int  # seeds of the repeated baseline that measures run-to-run noise
-    short_epochs: int  # epochs of a short run (fallback model of notebooks 06/07/10, 06's seed study)
+    short_epochs: int  # epochs of a short run (the fallback model of notebooks 06/07/10 without 05's checkpoint)
     short_train_size: int | None  # training images of a short run (stratified subset); None = all
     n_seeds: int  # repetitions with different seeds where a notebook reports mean ± spread
     num_workers: int  # DataLoader worker processes for the classic (PIL/transforms) path
@@ -73,6 +87,7 @@ class Profile:
     eval_batch_size: int = 1000  # batch size for evaluation and prediction (no gradients, so larger)
     preview_images: int = 32  # images shown in image grids of the data notebook
     benchmark_images: int = 2000  # images timed when the data notebook compares input pipelines
+    amp: bool = False  # mixed precision in the trainings; get_profile turns it on where it is native (see AMP_ENV)
     chosen_by: str = field(default="", compare=False)  # how this profile was selected (for display)
 
     def replace(self, **changes: Any) -> Profile:
@@ -117,10 +132,15 @@ PROFILES: dict[str, Profile] = {
         val_fraction=0.1,
         batch_size=128,
         epochs=2,
+        lr=None,
         model="resnet20",
         degradation_models=("plain20", "resnet20"),
         degradation_epochs=1,
         degradation_train_size=500,
+        degradation_batch_size=64,
+        degradation_lr=0.05,
+        degradation_schedule="onecycle",
+        degradation_augment=False,
         gradient_depths=(20, 32),
         transfer_image_size=32,
         transfer_train_size=200,
@@ -143,15 +163,20 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         name="cpu",
         dataset="cifar10",
-        train_size=10_000,
+        train_size=5_000,
         test_size=2_000,
         val_fraction=0.1,
-        batch_size=128,
-        epochs=8,
+        batch_size=64,
+        epochs=16,
+        lr=0.1,
         model="resnet20",
         degradation_models=("plain20", "plain32", "resnet20", "resnet32"),
-        degradation_epochs=8,
-        degradation_train_size=5_000,
+        degradation_epochs=24,
+        degradation_train_size=600,
+        degradation_batch_size=32,
+        degradation_lr=0.05,
+        degradation_schedule="onecycle",
+        degradation_augment=False,
         gradient_depths=(20, 32, 56),
         transfer_image_size=64,
         transfer_train_size=1_000,
@@ -162,8 +187,8 @@ PROFILES: dict[str, Profile] = {
         tricks_epochs=4,
         tricks_train_size=4_000,
         tricks_noise_seeds=3,
-        short_epochs=5,
-        short_train_size=6_000,
+        short_epochs=6,
+        short_train_size=5_000,
         n_seeds=1,
         num_workers=2,
         seed=0,
@@ -179,10 +204,15 @@ PROFILES: dict[str, Profile] = {
         val_fraction=0.1,
         batch_size=512,
         epochs=35,
+        lr=None,
         model="resnet18",
         degradation_models=("plain20", "plain56", "resnet20", "resnet56"),
         degradation_epochs=40,
         degradation_train_size=None,
+        degradation_batch_size=128,
+        degradation_lr=0.1,
+        degradation_schedule="multistep",
+        degradation_augment=True,
         gradient_depths=(20, 32, 44, 56, 110),
         transfer_image_size=128,
         transfer_train_size=10_000,
@@ -259,7 +289,35 @@ def get_profile(name: str | None = None) -> Profile:
             raise ValueError(f"{DATASET_ENV}: {err}") from None
         profile = profile.replace(dataset=dataset)
         chosen_by += f", {DATASET_ENV}={dataset_override}"
-    return profile.replace(chosen_by=chosen_by)
+    seed_override = os.environ.get(SEED_ENV, "").strip()
+    if seed_override:
+        if not seed_override.isdigit():
+            raise ValueError(f"{SEED_ENV}={seed_override!r}: the seed must be a non-negative integer, e.g. 1")
+        profile = profile.replace(seed=int(seed_override))
+        chosen_by += f", {SEED_ENV}={seed_override}"
+    amp, why = resolve_amp(profile.name)
+    if why:
+        chosen_by += f", {why}"
+    return profile.replace(amp=amp, chosen_by=chosen_by)
+
+
+def resolve_amp(profile_name: str) -> tuple[bool, str]:
+    """Whether a profile's trainings use mixed precision, and why (for ``chosen_by``; empty when off by default).
+
+    ``RESNET_COURSE_AMP`` = ``on`` / ``off`` decides; unset or ``auto``: on in the cpu and gpu profiles exactly
+    where the hardware runs it natively (:func:`~resnet_course.devices.native_mixed_precision`: CUDA, or a CPU
+    with avx512_bf16/amx_bf16), off in smoke (CI results stay the same on every machine).
+    """
+    setting = os.environ.get(AMP_ENV, "").strip().lower() or "auto"
+    if setting not in AMP_CHOICES:
+        raise ValueError(f"{AMP_ENV}={setting!r}: choose one of {', '.join(AMP_CHOICES)}")
+    if setting != "auto":
+        return setting == "on", f"{AMP_ENV}={setting}"
+    if profile_name == "smoke":
+        return False, ""
+    if native_mixed_precision():
+        return True, "mixed precision on (native on this hardware)"
+    return False, ""
 
 
 def data_dir() -> Path:

@@ -53,6 +53,8 @@ def short_run(
     batch_size: int,
     seed: int,
     device: str | torch.device | None = None,
+    lr: float | None = None,
+    amp: bool = False,
     val_loader: Iterable[Any] | None = None,
     callback: Callable[[nn.Module, History], bool | None] | None = None,
     label: str | None = None,
@@ -61,9 +63,10 @@ def short_run(
     notebook 06.
 
     A fresh ``model_name`` from :func:`~resnet_course.models.create_for_data` (seeded with ``seed``) trained by
-    :func:`~resnet_course.training.fit` for ``epochs`` epochs with a cosine schedule from the engine's default
-    learning rate (no warm-up), on a stratified subset of ``train_size`` training images of ``data`` (a
-    :class:`~resnet_course.data.DataBundle`; ``None`` = all) with augmentation. ``val_loader`` is passed to
+    :func:`~resnet_course.training.fit` for ``epochs`` epochs with notebook 05's recipe (the engine's defaults:
+    one-cycle schedule, label smoothing 0.1) at peak learning rate ``lr`` (``None``: the engine's default,
+    0.1 × batch_size / 128) and mixed precision when ``amp``, on a stratified subset of ``train_size`` training
+    images of ``data`` (a :class:`~resnet_course.data.DataBundle`; ``None`` = all) with augmentation. ``val_loader`` is passed to
     ``fit``; ``callback(model, history)`` is called after every epoch (return ``True`` to stop), e.g. to measure
     something on the model as it trains. ``device=None`` means the best available device.
     """
@@ -74,7 +77,7 @@ def short_run(
     train_loader = TensorLoader(
         part, batch_size, mean=data.mean, std=data.std, shuffle=True, augment=True, seed=seed, device=dev
     )
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, schedule="cosine", seed=seed, device=str(dev))
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, amp=amp, seed=seed, device=str(dev))
     history = fit(model, train_loader, val_loader, config, progress=False,
                   label=label if label is not None else f"quick {model_name}",
                   callback=None if callback is None else lambda h: callback(model, h))
@@ -92,6 +95,8 @@ def course_checkpoint(
     seed: int,
     device: str | torch.device | None = None,
     work_dir: str | Path,
+    lr: float | None = None,
+    amp: bool = False,
 ) -> tuple[Path, str]:
     """The checkpoint of the model a notebook analyses, and a one-paragraph Markdown explanation of it.
 
@@ -122,7 +127,8 @@ def course_checkpoint(
 
     dev = resolve_device("auto" if device is None else device)
     model, history, config, train_images = short_run(
-        data, model_name, epochs=epochs, train_size=train_size, batch_size=batch_size, seed=seed, device=dev
+        data, model_name, epochs=epochs, train_size=train_size, batch_size=batch_size, seed=seed, device=dev,
+        lr=lr, amp=amp,
     )
     test_loader = TensorLoader(data.test, eval_batch_size, mean=data.mean, std=data.std, device=dev)
     test_accuracy = evaluate(model, test_loader)["accuracy"]

@@ -41,3 +41,14 @@ def test_cpu_bf16_flags_reads_cpuinfo(tmp_path) -> None:
     info.write_text("Processor\t: ARMv8\n")
     assert cpu_bf16_flags(info).startswith("unknown")
     assert cpu_bf16_flags(tmp_path / "missing").startswith("unknown")
+
+
+def test_native_mixed_precision_follows_the_cpu_flags(tmp_path) -> None:
+    from resnet_course.devices import native_mixed_precision
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f amx_bf16 avx512_bf16\n")
+    assert native_mixed_precision("cpu", info)
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    assert not native_mixed_precision("cpu", info)
+    assert not native_mixed_precision("cpu", tmp_path / "missing")  # unknown: off

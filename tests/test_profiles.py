@@ -14,7 +14,7 @@ from resnet_course.profiles import PROFILES, Profile, data_dir, get_profile
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for name in ("RESNET_COURSE_PROFILE", "RESNET_COURSE_DATASET"):
+    for name in ("RESNET_COURSE_PROFILE", "RESNET_COURSE_DATASET", "RESNET_COURSE_SEED", "RESNET_COURSE_AMP"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -43,7 +43,7 @@ def test_profile_is_frozen_and_prints_its_knobs():
         if f.name != "chosen_by":
             assert f.name in text
     assert "resnet20" in text and "plain20, plain32" in text
-    assert p.replace(epochs=1).epochs == 1 and p.epochs == 8
+    assert p.replace(epochs=1).epochs == 1 and p.epochs == PROFILES["cpu"].epochs > 1
 
 
 def test_selection_by_environment_and_hardware(monkeypatch):
@@ -120,3 +120,38 @@ def test_profiles_table_lists_every_knob_per_profile():
     assert list(profiles_table(["cpu"]).columns) == ["cpu"]
     with pytest.raises(ValueError, match="unknown profile"):
         profiles_table(["laptop"])
+
+
+def test_seed_environment_variable_replaces_the_base_seed(monkeypatch):
+    monkeypatch.setenv("RESNET_COURSE_SEED", "3")
+    p = get_profile("cpu")
+    assert p.seed == 3 and "RESNET_COURSE_SEED=3" in p.chosen_by
+    monkeypatch.setenv("RESNET_COURSE_SEED", "-1")
+    with pytest.raises(ValueError, match="non-negative integer"):
+        get_profile("cpu")
+
+
+def test_mixed_precision_is_on_where_native_and_can_be_forced(monkeypatch):
+    monkeypatch.setattr(profiles, "native_mixed_precision", lambda: True)
+    assert get_profile("cpu").amp and get_profile("gpu").amp
+    assert "native" in get_profile("cpu").chosen_by
+    assert not get_profile("smoke").amp  # CI gives the same numbers on every machine
+    monkeypatch.setattr(profiles, "native_mixed_precision", lambda: False)
+    assert not get_profile("cpu").amp and not get_profile("gpu").amp
+    monkeypatch.setenv("RESNET_COURSE_AMP", "on")
+    assert get_profile("smoke").amp and get_profile("cpu").amp
+    monkeypatch.setenv("RESNET_COURSE_AMP", "off")
+    monkeypatch.setattr(profiles, "native_mixed_precision", lambda: True)
+    assert not get_profile("cpu").amp and "RESNET_COURSE_AMP=off" in get_profile("cpu").chosen_by
+    monkeypatch.setenv("RESNET_COURSE_AMP", "bf16")
+    with pytest.raises(ValueError, match="auto, on, off"):
+        get_profile("cpu")
+
+
+def test_cpu_profile_trains_on_at_most_5000_images_and_the_degradation_recipe_is_consistent():
+    cpu, gpu = PROFILES["cpu"], PROFILES["gpu"]
+    for knob in ("train_size", "degradation_train_size", "tricks_train_size", "short_train_size"):
+        assert getattr(cpu, knob) <= 5000, knob  # what is measured on the real subset is what a student gets
+    assert gpu.degradation_schedule == "multistep" and gpu.degradation_augment  # He et al.'s setting
+    for p in PROFILES.values():
+        assert p.degradation_schedule in ("multistep", "onecycle") and p.degradation_lr > 0

@@ -1,0 +1,210 @@
+"""Does every lesson show its point on real CIFAR-10? Runs the lesson notebooks in the cpu profile with several
+seeds and tabulates, per notebook, the quantity the lesson is about, its mean ± spread over seeds, and whether
+the lesson's claim held in every seed.
+
+The notebooks themselves are run (``nbclient``, ``RESNET_COURSE_SEED`` set per seed), and each writes what it
+measured with ``resnet_course.results.record_result``: the table comes from the same code a student runs, not
+from a second copy of it. Notebook 06 analyses notebook 05's model, so 05 runs before 06 for every seed.
+
+    cp -r /path/to/cifar-10-batches-py "$HOME/cifar"/           # real CIFAR-10 (or a subset) in its own format
+    RESNET_COURSE_DATA="$HOME/cifar" python benchmarks/lessons.py --seeds 0 1 2 --write
+
+``--reuse`` skips a (notebook, seed) whose result file already exists, e.g. seed 0 after
+``python tools/render_notebooks.py`` rendered the course. ``--write`` puts the table into
+``benchmarks/RESULTS.md`` between its ``lessons`` markers. A benchmark, not a test: it needs real CIFAR-10 and
+minutes per notebook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = {
+    "01": "01_degradation_problem.ipynb",
+    "05": "05_training_resnet18.ipynb",
+    "06": "06_evaluating_a_classifier.ipynb",
+    "08": "08_transfer_learning.ipynb",
+    "09": "09_training_tricks.ipynb",
+}
+BEGIN, END = "<!-- lessons:begin -->", "<!-- lessons:end -->"
+CHANCE_ERROR = 0.9  # 10 classes
+
+
+def cpu_description() -> str:
+    """CPU model and the vector/bf16 flags that decide training speed (what lscpu reports)."""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    flags = set(fields.get("Flags", "").split())
+    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{fields.get('Model name', '?').strip()}, {os.cpu_count()} logical CPUs, flags: {' '.join(shown) or 'none'}"
+
+
+def run_notebook(name: str, seed: int, timeout: int) -> float:
+    """Execute notebook ``name`` in the cpu profile with ``seed``; wall seconds. Outputs are not saved."""
+    import nbclient
+    import nbformat
+
+    os.environ.update(RESNET_COURSE_PROFILE="cpu", RESNET_COURSE_SEED=str(seed))
+    nb = nbformat.read(ROOT / "notebooks" / NOTEBOOKS[name], as_version=4)
+    start = time.perf_counter()
+    nbclient.NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
+    ).execute()
+    return time.perf_counter() - start
+
+
+def mean_spread(values: list[float], scale: float = 100.0, unit: str = " %") -> str:
+    """'mean ± std (min–max)' in percent by default; std over seeds (n − 1)."""
+    v = [scale * x for x in values]
+    sd = statistics.stdev(v) if len(v) > 1 else float("nan")
+    return f"{statistics.mean(v):.1f} ± {sd:.1f}{unit} ({min(v):.1f}–{max(v):.1f})"
+
+
+def lesson_01(records: list[dict]) -> tuple[str, str, str, bool]:
+    errors = [r["values"]["train_error"] for r in records]
+    names = list(errors[0])
+    plain = sorted((n for n in names if n.startswith("plain")), key=lambda n: int(n[5:]))
+    res = sorted((n for n in names if n.startswith("resnet")), key=lambda n: int(n[6:]))
+    plain_gap = [e[plain[-1]] - e[plain[0]] for e in errors]
+    res_gap = [e[res[-1]] - e[res[0]] for e in errors]
+    # seed-to-seed spread: the standard deviation of each net's final training error over seeds, pooled (RMS)
+    spread = math.sqrt(statistics.mean(statistics.pvariance([e[n] for e in errors]) for n in names))
+    worst = max(max(e.values()) for e in errors)
+    held = (all(g > 2 * spread for g in plain_gap) and all(g <= spread for g in res_gap)
+            and worst < CHANCE_ERROR - 0.3)
+    quantity = (f"final training error, {plain[-1]} − {plain[0]} / {res[-1]} − {res[0]} "
+                f"(points; pooled seed spread {100 * spread:.1f}, worst net {100 * worst:.0f} % vs chance 90 %)")
+    value = (f"{mean_spread(plain_gap, unit='')} / {mean_spread(res_gap, unit='')}; per net: "
+             + ", ".join(f"{n} {mean_spread([e[n] for e in errors])}" for n in names))
+    claim = (f"deeper plain net worse by > 2× the seed spread in every seed; deeper residual net not worse by more "
+             f"than the spread; every net below {100 * (CHANCE_ERROR - 0.3):.0f} % error")
+    return quantity, value, claim, held
+
+
+def lesson_05(records: list[dict]) -> tuple[str, str, str, bool]:
+    acc = [r["values"]["test_accuracy"] for r in records]
+    exact = all(r["values"]["resume_identical"] for r in records)
+    v = records[0]["values"]
+    quantity = (f"final-epoch test accuracy of ResNet-20 ({v['train_images']} training images, {v['epochs']} "
+                f"epochs, {v['test_images']} test images)")
+    return quantity, mean_spread(acc), "≥ 68 % in every seed, and resume bit-identical", min(acc) >= 0.68 and exact
+
+
+def lesson_06(records: list[dict]) -> tuple[str, str, str, bool]:
+    finals = [a for r in records for a in r["values"]["seed_study_final_accuracy"].values()]
+    bests = [a for r in records for a in r["values"]["seed_study_best_test_accuracy"].values()]
+    trap = [b - f for b, f in zip(bests, finals, strict=True)]
+    quantity = (f"seed-study runs ({records[0]['values']['study_epochs']} epochs): final-epoch test accuracy; "
+                "'best test epoch' minus final (points)")
+    value = f"{mean_spread(finals)} over {len(finals)} runs; trap {mean_spread(trap, unit='')}"
+    return quantity, value, "every seed-study run above 60 %", min(finals) > 0.60
+
+
+def lesson_08(records: list[dict]) -> tuple[str, str, str, bool]:
+    acc = {k: [r["values"]["accuracy"][k] for r in records] for k in records[0]["values"]["accuracy"]}
+    gaps = [r["values"]["best_minus_scratch"] for r in records]
+    half = [r["values"]["difference_interval"] for r in records]
+    quantity = "final test accuracy per strategy; best transfer − scratch vs the 95 % interval of that difference"
+    value = "; ".join(f"{k} {mean_spread(v)}" for k, v in acc.items())
+    value += f"; difference {mean_spread(gaps, unit='')} vs interval ±{100 * max(half):.1f}"
+    held = all(g > h for g, h in zip(gaps, half, strict=True))
+    return quantity, value, "best transfer beats scratch by more than the interval in every seed", held
+
+
+def lesson_09(records: list[dict]) -> tuple[str, str, str, bool]:
+    base = [a / 100 for r in records for a in r["values"]["baseline_accuracy"]]
+    verdicts: dict[str, list[str]] = {}
+    for r in records:
+        for name, v in r["values"]["verdicts"].items():
+            verdicts.setdefault(name, []).append(v)
+    quantity = f"baseline test accuracy ({records[0]['values']['steps_per_run']} steps per run); verdict per trick"
+    value = f"baseline {mean_spread(base)} over {len(base)} runs; " + "; ".join(
+        f"{name}: {', '.join(v)}" for name, v in verdicts.items()
+    )
+    held = min(base) >= 0.3 and all("near chance" not in v for vs in verdicts.values() for v in vs)
+    return quantity, value, "baseline ≥ 30 % (chance 10 %) in every seed, every row compared with the noise", held
+
+
+LESSONS = {"01": lesson_01, "05": lesson_05, "06": lesson_06, "08": lesson_08, "09": lesson_09}
+
+
+def table(seeds: list[int], walls: dict[tuple[str, int], float]) -> str:
+    from resnet_course.results import read_results
+
+    lines = ["| notebook | quantity | mean ± std (min–max) over seeds | claim | held in every seed | wall per run |",
+             "|---|---|---|---|---|---|"]
+    for name, summarise in LESSONS.items():
+        records = [r for r in read_results(name, "cpu") if r["seed"] in seeds]
+        if len(records) < len(seeds):
+            lines.append(f"| {name} | — | missing seeds {sorted(set(seeds) - {r['seed'] for r in records})} | | | |")
+            continue
+        quantity, value, claim, held = summarise(records)
+        run_walls = [walls[(name, s)] for s in seeds if (name, s) in walls]
+        wall = f"{min(run_walls):.0f}–{max(run_walls):.0f} s" if run_walls else "(reused)"
+        lines.append(f"| {name} | {quantity} | {value} | {claim} | {'yes' if held else '**no**'} | {wall} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--notebooks", nargs="+", default=list(NOTEBOOKS), choices=list(NOTEBOOKS))
+    parser.add_argument("--reuse", action="store_true", help="skip runs whose result file exists")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(ROOT))
+    from resnet_course.data import load_cifar10
+    from resnet_course.results import results_dir
+
+    try:
+        load_cifar10(download=False)
+    except Exception as err:  # noqa: BLE001 - the message says what is missing and how to fix it
+        print(f"real CIFAR-10 is needed: {err}", file=sys.stderr)
+        return 2
+    machine = cpu_description()
+    print(f"machine: {machine}", flush=True)
+    walls: dict[tuple[str, int], float] = {}
+    for seed in args.seeds:
+        for name in args.notebooks:
+            if args.reuse and (results_dir() / f"{name}-cpu-seed{seed}.json").exists():
+                print(f"{name} seed {seed}: reusing the recorded result", flush=True)
+                continue
+            walls[(name, seed)] = run_notebook(name, seed, args.timeout)
+            print(f"{name} seed {seed}: {walls[(name, seed)]:.0f} s", flush=True)
+    text = table(args.seeds, walls)
+    print(text)
+    if args.write:
+        import torch
+
+        results = ROOT / "benchmarks" / "RESULTS.md"
+        old = results.read_text()
+        section = (f"{BEGIN}\nMeasured {time.strftime('%Y-%m-%d')} with `python benchmarks/lessons.py --seeds "
+                   f"{' '.join(map(str, args.seeds))}`: cpu profile, the real CIFAR-10 subset (5,170 training / "
+                   f"500 test images), torch {torch.__version__}, {machine}; mixed precision as the profile "
+                   f"chooses it (on where the CPU has native bf16).\n\n{text}\n{END}")
+        if BEGIN in old:
+            head, rest = old.split(BEGIN, 1)
+            new = head + section + rest.split(END, 1)[1]
+        else:
+            new = old.rstrip("\n") + "\n\n## Lessons on real CIFAR-10 (cpu profile)\n\n" + section + "\n"
+        results.write_text(new)
+        print(f"written to {results}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

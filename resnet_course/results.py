@@ -1,0 +1,74 @@
+"""What a lesson measured, written where a benchmark can read it.
+
+A notebook calls :func:`record_result` with the few numbers its lesson is about (final training errors in 01, the
+final test accuracy in 05, ...). The file lands in ``data_dir()/results/<notebook>-<profile>-seed<seed>.json``, so
+``benchmarks/lessons.py`` can run the notebooks with several seeds (``RESNET_COURSE_SEED``) and tabulate what each
+lesson showed in each seed, from the notebooks themselves rather than from a second copy of their code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from .profiles import data_dir
+
+__all__ = ["record_result", "read_results", "results_dir"]
+
+
+def results_dir() -> Path:
+    """``data_dir()/results``: where :func:`record_result` writes (not created here)."""
+    return data_dir() / "results"
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly copy: tuples to lists, NumPy/torch scalars to Python numbers, keys to strings."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise ValueError(f"record_result takes numbers, strings, lists and dicts; got {type(value).__name__}: {value!r}")
+
+
+def record_result(notebook: str, values: dict[str, Any], *, profile: str, seed: int, dataset: str) -> Path:
+    """Write ``values`` (a JSON-friendly dict of what ``notebook`` measured) with the profile, seed, dataset, date
+    and machine; returns the file. Written atomically (a temporary file renamed), so a reader never sees half."""
+    if not notebook or any(c in notebook for c in "/\\"):
+        raise ValueError(f"notebook must be a short name such as '01', got {notebook!r}")
+    folder = results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{notebook}-{profile}-seed{seed}.json"
+    record = {
+        "notebook": notebook,
+        "profile": profile,
+        "seed": int(seed),
+        "dataset": dataset,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs",
+        "values": _plain(values),
+    }
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(path)
+    return path
+
+
+def read_results(notebook: str | None = None, profile: str | None = None) -> list[dict[str, Any]]:
+    """The records in :func:`results_dir`, optionally only those of ``notebook`` and ``profile``, by seed."""
+    folder = results_dir()
+    if not folder.is_dir():
+        return []
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    return sorted(
+        (r for r in records
+         if (notebook is None or r["notebook"] == notebook) and (profile is None or r["profile"] == profile)),
+        key=lambda r: (r["notebook"], r["profile"], r["seed"]),
+    )
