@@ -232,7 +232,19 @@ def run_notebook(path: Path, env: dict[str, str | None], monkeypatch: pytest.Mon
     nb = nbformat.read(path, as_version=4)
     nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}}).execute()
+    return outputs_text(nb)
+
+
+def outputs_text(nb: Any) -> str:
+    """The text of a notebook's outputs: stream text, plain-text results and Markdown."""
     return "\n".join(
         "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/markdown", ""))
+        + "".join(out.get("data", {}).get("text/plain", ""))
         for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
     )
+
+
+def used_stand_in(text: str) -> bool:
+    """True when notebook output shows the shapes10 fallback: its loud notice, or a data summary line of shapes10
+    (a mere mention of the name, e.g. in a caption or the profiles table, does not count)."""
+    return "offline dataset 'shapes10'" in text or any(line.startswith("shapes10:") for line in text.splitlines())

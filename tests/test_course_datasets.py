@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_notebook, write_tiny_cifar
+from conftest import run_notebook, used_stand_in, write_tiny_cifar
 
 pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
@@ -44,12 +44,6 @@ def folder_course(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     folder = write_image_folder(images, root / "my_images", image_size=48)
     return {"RESNET_COURSE_PROFILE": "smoke", "RESNET_COURSE_DATASET": str(folder),
             "RESNET_COURSE_DATA": str(root / "data")}
-
-
-def used_stand_in(text: str) -> bool:
-    """True when the output shows the shapes10 fallback: its loud notice, or a data summary line of shapes10 (a
-    mere mention of the name, e.g. in a caption, does not count)."""
-    return "offline dataset 'shapes10'" in text or any(line.startswith("shapes10:") for line in text.splitlines())
 
 
 def uses_course_data(path: Path) -> bool:

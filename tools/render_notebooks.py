@@ -1,0 +1,126 @@
+"""Re-render the course: run every notebook in course order in the cpu profile on real CIFAR-10 and commit-ready
+write each one back with its outputs, so that a reader on GitHub or in JupyterLab sees every figure, table and
+verdict before running anything.
+
+    cp -r /path/to/cifar-10-batches-py "$HOME/cifar"/      # real CIFAR-10 (the full set or a subset)
+    RESNET_COURSE_DATA="$HOME/cifar" python tools/render_notebooks.py
+
+Each notebook's first cell gets one line saying which profile, data, machine and date produced the outputs, and
+the wall time of each notebook is printed (course order: 06, 07 and 10 reuse notebook 05's model, as in class).
+The tool refuses to run without real CIFAR-10 (outputs of the generated ``shapes10`` must never be committed) and
+warns when a notebook grows over 2 MB. ``--only 05 06`` renders some notebooks; ``--no-write`` only times them
+(e.g. with ``RESNET_COURSE_AMP=off`` to time fp32 on a CPU that has bf16). A maintainer tool: it is not part of
+the ``resnet_course`` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+PROVENANCE = "**Outputs shown**"
+SIZE_LIMIT = 2_000_000  # bytes per notebook
+
+
+def machine() -> str:
+    """CPU model, logical CPUs and the flags that decide training speed, as lscpu reports them."""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        flags = set(fields.get("Flags", "").split())
+        name = fields.get("Model name", platform.machine()).strip()
+    except (OSError, subprocess.CalledProcessError):
+        flags, name = set(), platform.processor() or platform.machine()
+    native = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    kind = f"with {' and '.join(native)}" if native else ("AVX2, no native bf16" if "avx2" in flags else "no bf16")
+    return f"{os.cpu_count()}-core {name} ({kind}), no GPU"
+
+
+def provenance_line(data: str, when: str) -> str:
+    amp = os.environ.get("RESNET_COURSE_AMP", "auto")
+    return (f"{PROVENANCE} were produced by `python tools/render_notebooks.py` on {when}: cpu profile "
+            f"(mixed precision: {amp}), {data}, on a {machine()}.")
+
+
+def stamp(nb, line: str) -> None:
+    """Put ``line`` at the end of the first (Markdown) cell, replacing an earlier provenance line."""
+    first = nb.cells[0]
+    kept = [ln for ln in first.source.split("\n") if not ln.startswith(PROVENANCE)]
+    while kept and not kept[-1].strip():
+        kept.pop()
+    first.source = "\n".join(kept + ["", line])
+
+
+def describe_data() -> str:
+    from resnet_course.data import load_cifar10
+
+    train, test = load_cifar10(download=False)
+    kind = "the real CIFAR-10" if len(train) == 50_000 else "a real subset of CIFAR-10"
+    return f"{kind} ({len(train):,} training / {len(test):,} test images)"
+
+
+def run(path: Path, timeout: int) -> tuple[object, float]:
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    start = time.perf_counter()
+    client.execute()
+    return nb, time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers, e.g. 05 06 (default: all)")
+    parser.add_argument("--no-write", action="store_true", help="time the notebooks, leave the files unchanged")
+    parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(ROOT))
+    import nbformat
+
+    try:
+        data = describe_data()
+    except Exception as err:  # noqa: BLE001 - the loader's message says what is missing and how to fix it
+        print(f"render_notebooks needs real CIFAR-10 on disk (RESNET_COURSE_DATA): {err}", file=sys.stderr)
+        return 2
+    os.environ["RESNET_COURSE_PROFILE"] = "cpu"
+    for name in ("RESNET_COURSE_DATASET", "RESNET_COURSE_SEED"):
+        os.environ.pop(name, None)
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if args.only:
+        paths = [p for p in paths if p.name[:2] in args.only]
+    line = provenance_line(data, time.strftime("%Y-%m-%d"))
+    print(line, flush=True)
+    total = 0.0
+    for path in paths:
+        nb, seconds = run(path, args.timeout)
+        total += seconds
+        text = "\n".join("".join(o.get("text", "")) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+        if re.search(r"^shapes10:", text, flags=re.M) or "offline dataset 'shapes10'" in text:
+            print(f"{path.name}: fell back to shapes10; not written", file=sys.stderr)
+            return 1
+        size = ""
+        if not args.no_write:
+            stamp(nb, line)
+            nbformat.write(nb, path)
+            size = f", {path.stat().st_size / 1e6:.2f} MB"
+            if path.stat().st_size > SIZE_LIMIT:
+                size += " (over 2 MB: make its figures smaller)"
+        print(f"{path.name}: {seconds // 60:.0f} min {seconds % 60:.0f} s{size}", flush=True)
+    print(f"total: {total // 60:.0f} min {total % 60:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
