@@ -36,7 +36,7 @@ NOTEBOOKS = {
     "09": "09_training_tricks.ipynb",
 }
 BEGIN, END = "<!-- lessons:begin -->", "<!-- lessons:end -->"
-CHANCE_ERROR = 0.9  # 10 classes
+FITTED = 0.3  # 01: training error below which a net counts as trained far enough (chance is 90 % error)
 
 
 def cpu_description() -> str:
@@ -81,15 +81,16 @@ def lesson_01(records: list[dict]) -> tuple[str, str, str, bool]:
     res_gap = [e[res[-1]] - e[res[0]] for e in errors]
     # seed-to-seed spread: the standard deviation of each net's final training error over seeds, pooled (RMS)
     spread = math.sqrt(statistics.mean(statistics.pvariance([e[n] for e in errors]) for n in names))
-    worst = max(max(e.values()) for e in errors)
-    held = (all(g > 2 * spread for g in plain_gap) and all(g <= spread for g in res_gap)
-            and worst < CHANCE_ERROR - 0.3)
-    quantity = (f"final training error, {plain[-1]} − {plain[0]} / {res[-1]} − {res[0]} "
-                f"(points; pooled seed spread {100 * spread:.1f}, worst net {100 * worst:.0f} % vs chance 90 %)")
+    # trained far enough: every net that does not degrade (the residual nets, the shallow plain net) fits its
+    # training images to below FITTED error; the deep plain net's lag is the effect itself
+    fitted = max(e[n] for e in errors for n in res + plain[:1])
+    held = (all(g > 2 * spread for g in plain_gap) and all(g <= spread for g in res_gap) and fitted < FITTED)
+    quantity = (f"final training error, {plain[-1]} − {plain[0]} / {res[-1]} − {res[0]} (points; pooled seed "
+                f"spread {100 * spread:.1f}; worst of {', '.join(res + plain[:1])}: {100 * fitted:.0f} %)")
     value = (f"{mean_spread(plain_gap, unit='')} / {mean_spread(res_gap, unit='')}; per net: "
              + ", ".join(f"{n} {mean_spread([e[n] for e in errors])}" for n in names))
     claim = (f"deeper plain net worse by > 2× the seed spread in every seed; deeper residual net not worse by more "
-             f"than the spread; every net below {100 * (CHANCE_ERROR - 0.3):.0f} % error")
+             f"than the spread; the other nets trained to below {100 * FITTED:.0f} % error (chance: 90 %)")
     return quantity, value, claim, held
 
 

@@ -16,6 +16,7 @@ the ``resnet_course`` package.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -45,9 +46,11 @@ def machine() -> str:
 
 
 def provenance_line(data: str, when: str) -> str:
-    amp = os.environ.get("RESNET_COURSE_AMP", "auto")
+    from resnet_course.profiles import resolve_amp
+
+    amp = "bf16 mixed precision" if resolve_amp("cpu")[0] else "fp32"
     return (f"{PROVENANCE} were produced by `python tools/render_notebooks.py` on {when}: cpu profile "
-            f"(mixed precision: {amp}), {data}, on a {machine()}.")
+            f"({amp}), {data}, on a {machine()}.")
 
 
 def stamp(nb, line: str) -> None:
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers, e.g. 05 06 (default: all)")
     parser.add_argument("--no-write", action="store_true", help="time the notebooks, leave the files unchanged")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
+    parser.add_argument("--times", type=Path, help="also write the wall seconds per notebook to this JSON file")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
@@ -102,10 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         paths = [p for p in paths if p.name[:2] in args.only]
     line = provenance_line(data, time.strftime("%Y-%m-%d"))
     print(line, flush=True)
-    total = 0.0
+    total, times = 0.0, {}
     for path in paths:
         nb, seconds = run(path, args.timeout)
         total += seconds
+        times[path.stem] = round(seconds, 1)
         text = "\n".join("".join(o.get("text", "")) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
         if re.search(r"^shapes10:", text, flags=re.M) or "offline dataset 'shapes10'" in text:
             print(f"{path.name}: fell back to shapes10; not written", file=sys.stderr)
@@ -119,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                 size += " (over 2 MB: make its figures smaller)"
         print(f"{path.name}: {seconds // 60:.0f} min {seconds % 60:.0f} s{size}", flush=True)
     print(f"total: {total // 60:.0f} min {total % 60:.0f} s")
+    if args.times:
+        args.times.write_text(json.dumps(times, indent=1))
     return 0
 
 
