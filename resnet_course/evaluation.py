@@ -596,7 +596,7 @@ class DegradationVerdict:
         if not self.plain_ahead:
             return []
         return [
-            f"⚠️ depth {depth}: the plain net's training error is lower than the residual net's by {gap:.2%}."
+            f"⚠️ depth {depth}: the plain net's training error is lower than the residual net's by {100 * gap:.2f} points."
             for depth, gap in self.plain_ahead.items()
         ] + [
             "⚠️ Unreliable: this run is dominated by early-training effects (the nets left chance level at "
@@ -651,7 +651,8 @@ def _compare(
         status = "same direction"
     else:
         status = "opposite direction"
-    relation = f"higher by {diff:.2%}" if diff > 0 else (f"lower by {-diff:.2%}" if diff < 0 else "equal")
+    relation = (f"higher by {100 * diff:.2f} points" if diff > 0
+                else f"lower by {-100 * diff:.2f} points" if diff < 0 else "equal")
     text = (
         f"{deep_name} vs {shallow_name}: training error {e_deep:.2%} vs {e_shallow:.2%} ({relation}); "
         f"paper: {expected} → {status}"

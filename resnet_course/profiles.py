@@ -172,7 +172,7 @@ PROFILES: dict[str, Profile] = {
         model="resnet20",
         degradation_models=("plain20", "plain32", "resnet20", "resnet32"),
         degradation_epochs=24,
-        degradation_train_size=600,
+        degradation_train_size=560,
         degradation_batch_size=32,
         degradation_lr=0.05,
         degradation_schedule="onecycle",
@@ -246,6 +246,10 @@ def profiles_table(names: list[str] | None = None) -> Any:
     if unknown:
         raise ValueError(f"unknown profile(s) {unknown}; valid profiles are: {', '.join(PROFILES)}")
     table = pd.DataFrame({n: {k: _fmt(v) for k, v in PROFILES[n].as_dict().items()} for n in names})
+    for n in names:  # knobs whose None / stored value means something else than "all"
+        if PROFILES[n].lr is None:
+            table.loc["lr", n] = "0.1 × batch/128"
+        table.loc["amp", n] = "off (fp32)" if n == "smoke" else "auto: on where native"
     return table.drop(index="name")
 
 

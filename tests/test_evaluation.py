@@ -211,8 +211,8 @@ def test_degradation_verdict_same_direction_in_a_single_run():
     assert v.same_depth == {20: (0.10, 0.09), 56: (0.15, 0.06)}
     assert v.plain_ahead == {} and v.reliable and v.warnings == []
     assert v.lines == [
-        "plain56 vs plain20: training error 15.00% vs 10.00% (higher by 5.00%); paper: higher → same direction",
-        "resnet56 vs resnet20: training error 6.00% vs 9.00% (lower by 3.00%); paper: lower → same direction",
+        "plain56 vs plain20: training error 15.00% vs 10.00% (higher by 5.00 points); paper: higher → same direction",
+        "resnet56 vs resnet20: training error 6.00% vs 9.00% (lower by 3.00 points); paper: lower → same direction",
         "depth 20: plain 10.00% vs residual 9.00% training error",
         "depth 56: plain 15.00% vs residual 6.00% training error",
         "",
@@ -238,7 +238,7 @@ def test_degradation_verdict_too_close_and_opposite_direction():
     v = ev.degradation_verdict(errors, num_classes=10, dataset="cifar10")
     plain, resnet = v.comparisons
     assert plain.status == "opposite direction" and not plain.reproduced
-    assert plain.text.endswith("(lower by 2.00%); paper: higher → opposite direction")
+    assert plain.text.endswith("(lower by 2.00 points); paper: higher → opposite direction")
     assert resnet.status == "too close to call" and not resnet.reproduced
     assert v.reproduced is False and v.overall == "not the paper's direction in this run"
     assert v.reliable  # at equal depth the residual net is as good or better
@@ -287,7 +287,7 @@ def test_degradation_verdict_flags_a_plain_net_ahead_at_equal_depth():
     assert v.lines[-3] == (
         "Degradation result of He et al. (Fig. 6) on shapes10: same direction as the paper in this single run."
     )
-    assert v.lines[-2] == "⚠️ depth 20: the plain net's training error is lower than the residual net's by 32.51%."
+    assert v.lines[-2] == "⚠️ depth 20: the plain net's training error is lower than the residual net's by 32.51 points."
     assert v.lines[-1].startswith("⚠️ Unreliable: this run is dominated by early-training effects")
     assert v.warnings == v.lines[-2:]
     # Exactly SAME_DEPTH_MARGIN ahead is not flagged; a smaller margin flags it.

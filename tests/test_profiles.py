@@ -117,6 +117,7 @@ def test_profiles_table_lists_every_knob_per_profile():
     assert "name" not in table.index and "tricks_train_size" in table.index
     assert table.loc["train_size", "gpu"] == "all" and table.loc["epochs", "smoke"] == "2"
     assert table.loc["degradation_models", "gpu"] == "plain20, plain56, resnet20, resnet56"
+    assert table.loc["lr", "gpu"] == "0.1 × batch/128" and table.loc["amp", "smoke"] == "off (fp32)"
     assert list(profiles_table(["cpu"]).columns) == ["cpu"]
     with pytest.raises(ValueError, match="unknown profile"):
         profiles_table(["laptop"])

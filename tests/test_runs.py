@@ -73,7 +73,7 @@ def test_trains_a_quick_model_when_05s_does_not_fit(
     assert ckpt["epoch"] == 2 and len(ckpt["history"]["epoch"]) == 2
     accuracy = ckpt["metrics"]["test_accuracy"]
     assert 0.0 <= accuracy <= 1.0 and f"{accuracy:.1%}" in text
-    assert ckpt["config"]["schedule"] == "cosine" and ckpt["model"]["name"] == MODEL
+    assert ckpt["config"]["schedule"] == "onecycle" and ckpt["model"]["name"] == MODEL  # notebook 05's recipe
 
 
 def test_short_run_trains_a_seeded_subset_and_hands_the_model_to_the_callback(data: DataBundle) -> None:
@@ -84,7 +84,10 @@ def test_short_run_trains_a_seeded_subset_and_hands_the_model_to_the_callback(da
                     callback=lambda model, h: seen.append((model, len(h))))
     assert run.train_images == 30 and len(run.history) == 2 and run.history.label == f"quick {MODEL}"
     assert [n for _, n in seen] == [1, 2] and all(m is run.model for m, _ in seen)
-    assert run.config.schedule == "cosine" and run.config.seed == 3 and run.config.epochs == 2
+    assert run.config.schedule == "onecycle" and run.config.seed == 3 and run.config.epochs == 2
+    assert run.config.lr is None and not run.config.amp  # the engine's default rate, fp32
+    tuned = short_run(data, MODEL, epochs=1, train_size=30, batch_size=16, seed=3, device="cpu", lr=0.05, amp=True)
+    assert tuned.config.effective_lr() == 0.05 and tuned.config.amp
     again = short_run(data, MODEL, epochs=2, train_size=30, batch_size=16, seed=3, device="cpu")
     assert all(torch.equal(a, b) for a, b in zip(run.model.state_dict().values(),
                                                   again.model.state_dict().values(), strict=True))
