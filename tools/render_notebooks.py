@@ -62,6 +62,31 @@ def stamp(nb, line: str) -> None:
     first.source = "\n".join(kept + ["", line])
 
 
+def strip_progress_bars(nb) -> int:
+    """Drop the outputs of finished progress bars (tqdm's ipywidgets) and, when no widget is left, the widgets'
+    saved state: a live notebook hides them at the end of each epoch (``leave=False``), the saved state would add
+    megabytes, and GitHub cannot draw it. ``fit`` also prints one summary line per epoch, which stays. Returns the
+    number of outputs dropped."""
+    dropped, widgets_left = 0, False
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.outputs:
+            data = out.get("data", {})
+            if "application/vnd.jupyter.widget-view+json" in data:
+                text = "".join(data.get("text/plain", ""))
+                if "%|" in text or "it/s" in text or "s/it" in text:  # tqdm's text form of a bar
+                    dropped += 1
+                    continue
+                widgets_left = True
+            kept.append(out)
+        cell.outputs = kept
+    if not widgets_left:
+        nb.metadata.pop("widgets", None)
+    return dropped
+
+
 def describe_data() -> str:
     from resnet_course.data import load_cifar10
 
@@ -75,6 +100,7 @@ def run(path: Path, timeout: int) -> tuple[object, float]:
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)  # state of an earlier run's widgets; this run saves its own
     client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                                      resources={"metadata": {"path": str(NOTEBOOKS)}})
     start = time.perf_counter()
@@ -105,9 +131,6 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         data = "shapes10"
     os.environ["RESNET_COURSE_PROFILE"] = args.profile
-    # no live progress bars in a document: they are ipywidgets whose saved state makes a notebook megabytes
-    # larger and shows as "model not found" on GitHub; fit still prints one summary line per epoch
-    os.environ["TQDM_DISABLE"] = "1"
     for name in ("RESNET_COURSE_DATASET", "RESNET_COURSE_SEED"):
         os.environ.pop(name, None)
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
@@ -127,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         size = ""
         if not args.no_write:
+            strip_progress_bars(nb)
             stamp(nb, line)
             nbformat.write(nb, path)
             size = f", {path.stat().st_size / 1e6:.2f} MB"
