@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from notebook_runs import describe_data, execute_notebook, machine  # noqa: E402
+
 NOTEBOOKS = {
     "01": "01_degradation_problem.ipynb",
     "05": "05_training_resnet18.ipynb",
@@ -39,30 +39,29 @@ BEGIN, END = "<!-- lessons:begin -->", "<!-- lessons:end -->"
 FITTED = 0.3  # 01: training error below which a net counts as trained far enough (chance is 90 % error)
 
 
-def cpu_description() -> str:
-    """CPU model and the vector/bf16 flags that decide training speed (what lscpu reports)."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or platform.machine()
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    flags = set(fields.get("Flags", "").split())
-    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"{fields.get('Model name', '?').strip()}, {os.cpu_count()} logical CPUs, flags: {' '.join(shown) or 'none'}"
-
-
 def run_notebook(name: str, seed: int, timeout: int) -> float:
-    """Execute notebook ``name`` in the cpu profile with ``seed``; wall seconds. Outputs are not saved."""
-    import nbclient
-    import nbformat
+    """Execute notebook ``name`` in the cpu profile with ``seed`` and the profile's own dataset and mixed-precision
+    choice; wall seconds. Outputs are not saved."""
+    env = {
+        "RESNET_COURSE_PROFILE": "cpu",
+        "RESNET_COURSE_SEED": str(seed),
+        "RESNET_COURSE_DATASET": None,
+        "RESNET_COURSE_AMP": None,
+        "RESNET_COURSE_RESULTS": None,
+    }
+    return execute_notebook(ROOT / "notebooks" / NOTEBOOKS[name], env, timeout)[1]
 
-    os.environ.update(RESNET_COURSE_PROFILE="cpu", RESNET_COURSE_SEED=str(seed))
-    nb = nbformat.read(ROOT / "notebooks" / NOTEBOOKS[name], as_version=4)
-    start = time.perf_counter()
-    nbclient.NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
-    ).execute()
-    return time.perf_counter() - start
+
+def one_setting(records: list[dict]) -> str | None:
+    """None when the records differ only in their seed; otherwise which knobs differ (runs that must not be
+    combined, e.g. fp32 and bf16, or another dataset)."""
+
+    def knobs(r: dict) -> dict:
+        return {k: v for k, v in (r.get("settings") or {}).items() if k != "seed"} | {"dataset": r["dataset"]}
+
+    first = knobs(records[0])
+    differ = sorted({k for r in records[1:] for k, v in knobs(r).items() if first.get(k) != v})
+    return ", ".join(differ) or None
 
 
 def mean_spread(values: list[float], scale: float = 100.0, unit: str = " %") -> str:
@@ -80,17 +79,22 @@ def lesson_01(records: list[dict]) -> tuple[str, str, str, bool]:
     plain_gap = [e[plain[-1]] - e[plain[0]] for e in errors]
     res_gap = [e[res[-1]] - e[res[0]] for e in errors]
     # seed-to-seed spread: the standard deviation of each net's final training error over seeds, pooled (RMS)
-    spread = math.sqrt(statistics.mean(statistics.pvariance([e[n] for e in errors]) for n in names))
+    spread = math.sqrt(statistics.mean(statistics.variance([e[n] for e in errors]) for n in names))
     # trained far enough: every net that does not degrade (the residual nets, the shallow plain net) fits its
     # training images to below FITTED error; the deep plain net's lag is the effect itself
     fitted = max(e[n] for e in errors for n in res + plain[:1])
-    held = (all(g > 2 * spread for g in plain_gap) and all(g <= spread for g in res_gap) and fitted < FITTED)
-    quantity = (f"final training error, {plain[-1]} − {plain[0]} / {res[-1]} − {res[0]} (points; pooled seed "
-                f"spread {100 * spread:.1f}; worst of {', '.join(res + plain[:1])}: {100 * fitted:.0f} %)")
-    value = (f"{mean_spread(plain_gap, unit='')} / {mean_spread(res_gap, unit='')}; per net: "
-             + ", ".join(f"{n} {mean_spread([e[n] for e in errors])}" for n in names))
-    claim = (f"deeper plain net worse by > 2× the seed spread in every seed; deeper residual net not worse by more "
-             f"than the spread; the other nets trained to below {100 * FITTED:.0f} % error (chance: 90 %)")
+    held = all(g > 2 * spread for g in plain_gap) and all(g <= spread for g in res_gap) and fitted < FITTED
+    quantity = (
+        f"final training error, {plain[-1]} − {plain[0]} / {res[-1]} − {res[0]} (points; pooled seed "
+        f"spread {100 * spread:.1f}; worst of {', '.join(res + plain[:1])}: {100 * fitted:.0f} %)"
+    )
+    value = f"{mean_spread(plain_gap, unit='')} / {mean_spread(res_gap, unit='')}; per net: " + ", ".join(
+        f"{n} {mean_spread([e[n] for e in errors])}" for n in names
+    )
+    claim = (
+        f"deeper plain net worse by > 2× the seed spread in every seed; deeper residual net not worse by more "
+        f"than the spread; the other nets trained to below {100 * FITTED:.0f} % error (chance: 90 %)"
+    )
     return quantity, value, claim, held
 
 
@@ -98,17 +102,31 @@ def lesson_05(records: list[dict]) -> tuple[str, str, str, bool]:
     acc = [r["values"]["test_accuracy"] for r in records]
     exact = all(r["values"]["resume_identical"] for r in records)
     v = records[0]["values"]
-    quantity = (f"final-epoch test accuracy of ResNet-20 ({v['train_images']} training images, {v['epochs']} "
-                f"epochs, {v['test_images']} test images)")
-    return quantity, mean_spread(acc), "≥ 68 % in every seed, and resume bit-identical", min(acc) >= 0.68 and exact
+    quantity = (
+        f"final-epoch test accuracy of ResNet-20 ({v['train_images']} training images, {v['epochs']} "
+        f"epochs, {v['test_images']} test images)"
+    )
+    return (
+        quantity,
+        mean_spread(acc),
+        "≥ 68 % in every seed, and resume bit-identical",
+        min(acc) >= 0.68 and exact,
+    )
 
 
 def lesson_06(records: list[dict]) -> tuple[str, str, str, bool]:
-    finals = [a for r in records for a in r["values"]["seed_study_final_accuracy"].values()]
-    bests = [a for r in records for a in r["values"]["seed_study_best_test_accuracy"].values()]
+    runs = {
+        (r["seed"], s): (a, r["values"]["seed_study_best_test_accuracy"][s])  # one entry per (data seed, run)
+        for r in records
+        for s, a in r["values"]["seed_study_final_accuracy"].items()
+    }
+    finals = [f for f, _ in runs.values()]
+    bests = [b for _, b in runs.values()]
     trap = [b - f for b, f in zip(bests, finals, strict=True)]
-    quantity = (f"seed-study runs ({records[0]['values']['study_epochs']} epochs): final-epoch test accuracy; "
-                "'best test epoch' minus final (points)")
+    quantity = (
+        f"seed-study runs ({records[0]['values']['study_epochs']} epochs): final-epoch test accuracy; "
+        "'best test epoch' minus final (points)"
+    )
     value = f"{mean_spread(finals)} over {len(finals)} runs; trap {mean_spread(trap, unit='')}"
     return quantity, value, "every seed-study run above 60 %", min(finals) > 0.60
 
@@ -117,7 +135,9 @@ def lesson_08(records: list[dict]) -> tuple[str, str, str, bool]:
     acc = {k: [r["values"]["accuracy"][k] for r in records] for k in records[0]["values"]["accuracy"]}
     gaps = [r["values"]["best_minus_scratch"] for r in records]
     half = [r["values"]["difference_interval"] for r in records]
-    quantity = "final test accuracy per strategy; best transfer − scratch vs the 95 % interval of that difference"
+    quantity = (
+        "final test accuracy per strategy; best transfer − scratch vs the 95 % interval of that difference"
+    )
     value = "; ".join(f"{k} {mean_spread(v)}" for k, v in acc.items())
     value += f"; difference {mean_spread(gaps, unit='')} vs interval ±{100 * max(half):.1f}"
     held = all(g > h for g, h in zip(gaps, half, strict=True))
@@ -130,12 +150,16 @@ def lesson_09(records: list[dict]) -> tuple[str, str, str, bool]:
     for r in records:
         for name, v in r["values"]["verdicts"].items():
             verdicts.setdefault(name, []).append(v)
-    quantity = f"baseline test accuracy ({records[0]['values']['steps_per_run']} steps per run); verdict per trick"
+    quantity = (
+        f"baseline test accuracy ({records[0]['values']['steps_per_run']} steps per run); verdict per trick"
+    )
     value = f"baseline {mean_spread(base)} over {len(base)} runs; " + "; ".join(
         f"{name}: {', '.join(v)}" for name, v in verdicts.items()
     )
     held = min(base) >= 0.25 and all("near chance" not in v for vs in verdicts.values() for v in vs)
-    claim = "baseline ≥ 25 % (chance: 10 %) in every baseline run, and every row compared with the seeds' range"
+    claim = (
+        "baseline ≥ 25 % (chance: 10 %) in every baseline run, and every row compared with the seeds' range"
+    )
     return quantity, value, claim, held
 
 
@@ -145,12 +169,22 @@ LESSONS = {"01": lesson_01, "05": lesson_05, "06": lesson_06, "08": lesson_08, "
 def table(seeds: list[int], walls: dict[tuple[str, int], float]) -> str:
     from resnet_course.results import read_results
 
-    lines = ["| notebook | quantity | mean ± std (min–max) over seeds | claim | held in every seed | wall per run |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| notebook | quantity | mean ± std (min–max) over seeds | claim | held in every seed | wall per run |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, summarise in LESSONS.items():
         records = [r for r in read_results(name, "cpu") if r["seed"] in seeds]
         if len(records) < len(seeds):
-            lines.append(f"| {name} | — | missing seeds {sorted(set(seeds) - {r['seed'] for r in records})} | | | |")
+            lines.append(
+                f"| {name} | — | missing seeds {sorted(set(seeds) - {r['seed'] for r in records})} | | | |"
+            )
+            continue
+        mixed = one_setting(records)
+        if mixed:
+            lines.append(
+                f"| {name} | — | records made with different settings ({mixed}): rerun without --reuse | | | |"
+            )
             continue
         quantity, value, claim, held = summarise(records)
         run_walls = [walls[(name, s)] for s in seeds if (name, s) in walls]
@@ -160,25 +194,27 @@ def table(seeds: list[int], walls: dict[tuple[str, int], float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--notebooks", nargs="+", default=list(NOTEBOOKS), choices=list(NOTEBOOKS))
     parser.add_argument("--reuse", action="store_true", help="skip runs whose result file exists")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     parser.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
+    if len(set(args.seeds)) < 2:
+        parser.error("a spread over seeds needs at least two different seeds, e.g. --seeds 0 1 2")
 
-    sys.path.insert(0, str(ROOT))
-    from resnet_course.data import load_cifar10
     from resnet_course.results import results_dir
 
     try:
-        load_cifar10(download=False)
+        data = describe_data()
     except Exception as err:  # noqa: BLE001 - the message says what is missing and how to fix it
         print(f"real CIFAR-10 is needed: {err}", file=sys.stderr)
         return 2
-    machine = cpu_description()
-    print(f"machine: {machine}", flush=True)
+    where = machine()
+    print(f"machine: {where}; data: {data}", flush=True)
     walls: dict[tuple[str, int], float] = {}
     for seed in args.seeds:
         for name in args.notebooks:
@@ -194,11 +230,13 @@ def main(argv: list[str] | None = None) -> int:
 
         results = ROOT / "benchmarks" / "RESULTS.md"
         old = results.read_text()
-        section = (f"{BEGIN}\nMeasured {time.strftime('%Y-%m-%d')} with `python benchmarks/lessons.py --seeds "
-                   f"{' '.join(map(str, args.seeds))}`: cpu profile, the real CIFAR-10 subset (5,170 training / "
-                   f"500 test images), torch {torch.__version__}, {machine}; mixed precision as the profile "
-                   f"chooses it (on where the CPU has native bf16).\n\n{text}\n{END}")
-        if BEGIN in old:
+        section = (
+            f"{BEGIN}\nMeasured {time.strftime('%Y-%m-%d')} with `python benchmarks/lessons.py --seeds "
+            f"{' '.join(map(str, args.seeds))}`: cpu profile, {data}, torch {torch.__version__}, on a "
+            f"{where}; mixed precision as the profile chooses it (on where the CPU has native bf16).\n\n"
+            f"{text}\n{END}"
+        )
+        if BEGIN in old and END in old.split(BEGIN, 1)[1]:
             head, rest = old.split(BEGIN, 1)
             new = head + section + rest.split(END, 1)[1]
         else:

@@ -295,9 +295,11 @@ def get_profile(name: str | None = None) -> Profile:
         chosen_by += f", {DATASET_ENV}={dataset_override}"
     seed_override = os.environ.get(SEED_ENV, "").strip()
     if seed_override:
-        if not seed_override.isdigit():
-            raise ValueError(f"{SEED_ENV}={seed_override!r}: the seed must be a non-negative integer, e.g. 1")
-        profile = profile.replace(seed=int(seed_override))
+        seed = int(seed_override) if seed_override.isascii() and seed_override.isdecimal() else -1
+        if not 0 <= seed < 2**31 - 16:  # notebooks add small offsets (SEED + 1, ...); NumPy/sklearn take < 2**32
+            raise ValueError(f"{SEED_ENV}={seed_override!r}: the seed must be a non-negative integer below 2**31, "
+                             "e.g. 1")
+        profile = profile.replace(seed=seed)
         chosen_by += f", {SEED_ENV}={seed_override}"
     amp, why = resolve_amp(profile.name)
     if why:

@@ -66,9 +66,9 @@ def short_run(
     :func:`~resnet_course.training.fit` for ``epochs`` epochs with notebook 05's recipe (the engine's defaults:
     one-cycle schedule, label smoothing 0.1) at peak learning rate ``lr`` (``None``: the engine's default,
     0.1 × batch_size / 128) and mixed precision when ``amp``, on a stratified subset of ``train_size`` training
-    images of ``data`` (a :class:`~resnet_course.data.DataBundle`; ``None`` = all) with augmentation. ``val_loader`` is passed to
-    ``fit``; ``callback(model, history)`` is called after every epoch (return ``True`` to stop), e.g. to measure
-    something on the model as it trains. ``device=None`` means the best available device.
+    images of ``data`` (a :class:`~resnet_course.data.DataBundle`; ``None`` = all) with augmentation.
+    ``val_loader`` is passed to ``fit``; ``callback(model, history)`` is called after every epoch (return ``True``
+    to stop), e.g. to measure something on the model as it trains. ``device=None`` means the best available device.
     """
     dev = resolve_device("auto" if device is None else device)
     torch.manual_seed(seed)

@@ -1,4 +1,4 @@
-"""Tools for the teacher: student copies of the notebooks, and clean notebooks for the repository.
+"""Tools for the teacher: student copies of the notebooks, and output-free copies.
 
 Two commands::
 
@@ -14,12 +14,14 @@ cell becomes::
     # YOUR CODE HERE
     raise NotImplementedError("...")
 
-``clean`` prepares a notebook for a commit: it clears every output and execution count, except in cells whose
+``clean`` makes output-free notebooks, e.g. for a class that should not see results before running them (the
+repository itself commits the notebooks *with* the outputs of ``tools/render_notebooks.py``, and a test fails
+on cleaned notebooks there): it clears every output and execution count, except in cells whose
 source starts with ``# NBVAL_CHECK_OUTPUT`` (nbval compares those in CI; they keep their outputs and get their
 position among the code cells as execution count, which nbval requires), drops execution
 timestamps and widget state, merges consecutive stream outputs (as nbval does before comparing), and sets
 the kernelspec to ``python3``. ``--check`` changes nothing and exits
-with status 1 when a notebook is not clean (for CI or a pre-commit hook).
+with status 1 when a notebook is not clean (e.g. for a teacher's own repository of output-free copies).
 """
 
 from __future__ import annotations

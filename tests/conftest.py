@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +25,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from notebook_runs import outputs_text, used_stand_in  # noqa: E402,F401  (shared with the maintainer tools)
+
 _SESSION_DATA_DIR = tempfile.mkdtemp(prefix="resnet_course_test_data_")
 os.environ["RESNET_COURSE_DATA"] = _SESSION_DATA_DIR
+for _name in ("RESNET_COURSE_SEED", "RESNET_COURSE_AMP", "RESNET_COURSE_RESULTS"):  # same results on every machine
+    os.environ.pop(_name, None)
 
 TINY_CIFAR_CLASSES = [
     "airplane",
@@ -233,18 +239,3 @@ def run_notebook(path: Path, env: dict[str, str | None], monkeypatch: pytest.Mon
     nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}}).execute()
     return outputs_text(nb)
-
-
-def outputs_text(nb: Any) -> str:
-    """The text of a notebook's outputs: stream text, plain-text results and Markdown."""
-    return "\n".join(
-        "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/markdown", ""))
-        + "".join(out.get("data", {}).get("text/plain", ""))
-        for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
-    )
-
-
-def used_stand_in(text: str) -> bool:
-    """True when notebook output shows the shapes10 fallback: its loud notice, or a data summary line of shapes10
-    (a mere mention of the name, e.g. in a caption or the profiles table, does not count)."""
-    return "offline dataset 'shapes10'" in text or any(line.startswith("shapes10:") for line in text.splitlines())

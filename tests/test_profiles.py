@@ -127,9 +127,10 @@ def test_seed_environment_variable_replaces_the_base_seed(monkeypatch):
     monkeypatch.setenv("RESNET_COURSE_SEED", "3")
     p = get_profile("cpu")
     assert p.seed == 3 and "RESNET_COURSE_SEED=3" in p.chosen_by
-    monkeypatch.setenv("RESNET_COURSE_SEED", "-1")
-    with pytest.raises(ValueError, match="non-negative integer"):
-        get_profile("cpu")
+    for bad in ("-1", "1.5", "²", str(2**32)):
+        monkeypatch.setenv("RESNET_COURSE_SEED", bad)
+        with pytest.raises(ValueError, match="non-negative integer below"):
+            get_profile("cpu")
 
 
 def test_mixed_precision_is_on_where_native_and_can_be_forced(monkeypatch):

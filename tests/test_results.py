@@ -8,37 +8,71 @@ import numpy as np
 import pytest
 import torch
 
+from resnet_course.profiles import get_profile
 from resnet_course.results import read_results, record_result, results_dir
 
 
 @pytest.fixture(autouse=True)
 def private_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("RESNET_COURSE_DATA", str(tmp_path))
+    monkeypatch.delenv("RESNET_COURSE_RESULTS", raising=False)
 
 
-def test_record_and_read_back_json_friendly_values(tmp_path):
-    values = {"acc": np.float32(0.5), "per_net": {"plain20": torch.tensor(0.25)}, "seeds": (1, 2), "ok": True}
-    path = record_result("01", values, profile="cpu", seed=2, dataset="cifar10")
+def test_record_and_read_back_json_friendly_values_with_the_profile(tmp_path):
+    cpu = get_profile("cpu").replace(seed=2)
+    values = {
+        "acc": np.float32(0.5),
+        "per_net": {"plain20": torch.tensor(0.25)},
+        "seeds": (1, 2),
+        "ok": True,
+        "curve": np.array([0.5, 0.25]),
+        "weights": torch.tensor([1.0, 2.0]),
+    }
+    path = record_result("01", values, profile=cpu, dataset="cifar10")
     assert path == results_dir() / "01-cpu-seed2.json" and path.parent == tmp_path / "results"
     record = json.loads(path.read_text())
-    assert record["values"] == {"acc": 0.5, "per_net": {"plain20": 0.25}, "seeds": [1, 2], "ok": True}
+    assert record["values"] == {
+        "acc": 0.5,
+        "per_net": {"plain20": 0.25},
+        "seeds": [1, 2],
+        "ok": True,
+        "curve": [0.5, 0.25],
+        "weights": [1.0, 2.0],
+    }
     assert record["seed"] == 2 and record["dataset"] == "cifar10" and record["date"]
-    record_result("01", {"acc": 0.7}, profile="cpu", seed=0, dataset="cifar10")
-    record_result("05", {"acc": 0.6}, profile="smoke", seed=0, dataset="shapes10")
+    assert record["settings"]["epochs"] == cpu.epochs and record["settings"]["amp"] == cpu.amp
+    assert record["settings"]["degradation_models"] == list(cpu.degradation_models)
+    record_result("01", {"acc": 0.7}, profile=cpu.replace(seed=0), dataset="cifar10")
+    record_result("05", {"acc": 0.6}, profile=get_profile("smoke"), dataset="shapes10")
     assert [r["seed"] for r in read_results("01", "cpu")] == [0, 2]  # sorted by seed
     assert [r["notebook"] for r in read_results(profile="smoke")] == ["05"]
-    assert not list(tmp_path.joinpath("results").glob("*.tmp"))  # written atomically
 
 
-def test_a_second_record_for_the_same_run_replaces_the_first():
-    record_result("05", {"acc": 0.1}, profile="cpu", seed=0, dataset="cifar10")
-    record_result("05", {"acc": 0.2}, profile="cpu", seed=0, dataset="cifar10")
+def test_a_second_record_for_the_same_run_replaces_the_first_atomically(monkeypatch):
+    cpu = get_profile("cpu")
+    record_result("05", {"acc": 0.1}, profile=cpu, dataset="cifar10")
+    replaced = []
+    real_replace = type(results_dir()).replace
+    monkeypatch.setattr(
+        type(results_dir()),
+        "replace",
+        lambda self, target: replaced.append(self.name) or real_replace(self, target),
+    )
+    record_result("05", {"acc": 0.2}, profile=cpu, dataset="cifar10")
+    assert replaced == ["05-cpu-seed0.json.tmp"]  # written to a temporary file, then renamed over the old one
     assert [r["values"]["acc"] for r in read_results("05")] == [0.2]
 
 
+def test_the_folder_can_be_moved_for_runs_that_must_not_overwrite_the_records(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESNET_COURSE_RESULTS", str(tmp_path / "elsewhere"))
+    path = record_result("09", {"acc": 0.3}, profile=get_profile("cpu"), dataset="cifar10")
+    assert path.parent == tmp_path / "elsewhere" and not (tmp_path / "results").exists()
+
+
 def test_bad_input_says_what_was_wrong():
+    cpu = get_profile("cpu")
     with pytest.raises(ValueError, match="numbers, strings, lists and dicts"):
-        record_result("01", {"model": object()}, profile="cpu", seed=0, dataset="cifar10")
+        record_result("01", {"model": object()}, profile=cpu, dataset="cifar10")
     with pytest.raises(ValueError, match="short name"):
-        record_result("../01", {}, profile="cpu", seed=0, dataset="cifar10")
+        record_result("../01", {}, profile=cpu, dataset="cifar10")
     assert read_results("09") == []

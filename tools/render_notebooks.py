@@ -1,5 +1,5 @@
-"""Re-render the course: run every notebook in course order in the cpu profile on real CIFAR-10 and commit-ready
-write each one back with its outputs, so that a reader on GitHub or in JupyterLab sees every figure, table and
+"""Re-render the course: run every notebook in course order in the cpu profile on real CIFAR-10 and write each one
+back with its outputs, ready to commit, so that a reader on GitHub or in JupyterLab sees every figure, table and
 verdict before running anything.
 
     cp -r /path/to/cifar-10-batches-py "$HOME/cifar"/      # real CIFAR-10 (the full set or a subset)
@@ -17,40 +17,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import re
-import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ROOT / "notebooks"
+from notebook_runs import NOTEBOOKS, describe_data, execute_notebook, machine, outputs_text, used_stand_in
+
 PROVENANCE = "**Outputs shown**"
 SIZE_LIMIT = 2_000_000  # bytes per notebook
-
-
-def machine() -> str:
-    """CPU model, logical CPUs and the flags that decide training speed, as lscpu reports them."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-        flags = set(fields.get("Flags", "").split())
-        name = fields.get("Model name", platform.machine()).strip()
-    except (OSError, subprocess.CalledProcessError):
-        flags, name = set(), platform.processor() or platform.machine()
-    native = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
-    kind = f"with {' and '.join(native)}" if native else ("AVX2, no native bf16" if "avx2" in flags else "no bf16")
-    return f"{os.cpu_count()}-core {name} ({kind}), no GPU"
 
 
 def provenance_line(data: str, when: str) -> str:
     from resnet_course.profiles import resolve_amp
 
     amp = "bf16 mixed precision" if resolve_amp("cpu")[0] else "fp32"
-    return (f"{PROVENANCE} were produced by `python tools/render_notebooks.py` on {when}: cpu profile "
-            f"({amp}), {data}, on a {machine()}.")
+    return (
+        f"{PROVENANCE} were produced by `python tools/render_notebooks.py` on {when}: cpu profile "
+        f"({amp}), {data}, on a {machine()}."
+    )
 
 
 def stamp(nb, line: str) -> None:
@@ -87,38 +72,26 @@ def strip_progress_bars(nb) -> int:
     return dropped
 
 
-def describe_data() -> str:
-    from resnet_course.data import load_cifar10
-
-    train, test = load_cifar10(download=False)
-    kind = "the real CIFAR-10" if len(train) == 50_000 else "a real subset of CIFAR-10"
-    return f"{kind} ({len(train):,} training / {len(test):,} test images)"
-
-
-def run(path: Path, timeout: int) -> tuple[object, float]:
-    import nbclient
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    nb.metadata.pop("widgets", None)  # state of an earlier run's widgets; this run saves its own
-    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
-    start = time.perf_counter()
-    client.execute()
-    return nb, time.perf_counter() - start
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers, e.g. 05 06 (default: all)")
-    parser.add_argument("--no-write", action="store_true", help="time the notebooks, leave the files unchanged")
-    parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"],
-                        help="profile to run (default cpu); only cpu outputs are written, others are only timed")
+    parser.add_argument(
+        "--no-write", action="store_true", help="time the notebooks, leave the files unchanged"
+    )
+    parser.add_argument(
+        "--profile",
+        default="cpu",
+        choices=["smoke", "cpu", "gpu"],
+        help="profile to run (default cpu); only cpu outputs are written, others are only timed",
+    )
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
-    parser.add_argument("--times", type=Path, help="also write the wall seconds per notebook to this JSON file")
+    parser.add_argument(
+        "--times", type=Path, help="also write the wall seconds per notebook to this JSON file"
+    )
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(ROOT))
     import nbformat
 
     if args.profile != "cpu" and not args.no_write:
@@ -127,25 +100,30 @@ def main(argv: list[str] | None = None) -> int:
         data = describe_data()
     except Exception as err:  # noqa: BLE001 - the loader's message says what is missing and how to fix it
         if args.profile != "smoke":
-            print(f"render_notebooks needs real CIFAR-10 on disk (RESNET_COURSE_DATA): {err}", file=sys.stderr)
+            print(
+                f"render_notebooks needs real CIFAR-10 on disk (RESNET_COURSE_DATA): {err}", file=sys.stderr
+            )
             return 2
         data = "shapes10"
-    os.environ["RESNET_COURSE_PROFILE"] = args.profile
-    for name in ("RESNET_COURSE_DATASET", "RESNET_COURSE_SEED"):
-        os.environ.pop(name, None)
+    env = {"RESNET_COURSE_PROFILE": args.profile, "RESNET_COURSE_DATASET": None, "RESNET_COURSE_SEED": None}
+    if (
+        args.no_write
+    ):  # a timing run must not overwrite the results the notebooks record for benchmarks/lessons.py
+        env["RESNET_COURSE_RESULTS"] = tempfile.mkdtemp(prefix="render_timing_results_")
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if args.only:
+        unknown = sorted(set(args.only) - {p.name[:2] for p in paths})
+        if unknown:
+            parser.error(f"no notebook numbered {', '.join(unknown)}; give two digits, e.g. --only 05 06")
         paths = [p for p in paths if p.name[:2] in args.only]
     line = provenance_line(data, time.strftime("%Y-%m-%d"))
     print(line, flush=True)
     total, times = 0.0, {}
     for path in paths:
-        nb, seconds = run(path, args.timeout)
+        nb, seconds = execute_notebook(path, env, args.timeout)
         total += seconds
         times[path.stem] = round(seconds, 1)
-        text = "\n".join("".join(o.get("text", "")) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-        stand_in = re.search(r"^shapes10:", text, flags=re.M) or "offline dataset 'shapes10'" in text
-        if stand_in and args.profile != "smoke":
+        if used_stand_in(outputs_text(nb)) and args.profile != "smoke":
             print(f"{path.name}: fell back to shapes10; not written", file=sys.stderr)
             return 1
         size = ""

@@ -1,0 +1,88 @@
+"""Tests of the maintainer tools' logic (tools/render_notebooks.py, benchmarks/lessons.py) on small inputs; the
+tools themselves need real CIFAR-10 and minutes per notebook, so they are not run here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import lessons  # noqa: E402
+import render_notebooks  # noqa: E402
+
+
+def notebook_with_outputs(outputs: list[dict]) -> object:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 01 — Title\n\nText."), nbformat.v4.new_code_cell("fit(...)")]
+    nb.cells[1].outputs = [nbformat.from_dict(o) for o in outputs]
+    nb.metadata["widgets"] = {"state": {"abc": {}}}
+    return nb
+
+
+def widget(text: str) -> dict:
+    return {
+        "output_type": "display_data",
+        "metadata": {},
+        "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "abc"}, "text/plain": text},
+    }
+
+
+def test_finished_progress_bars_are_dropped_and_other_widgets_kept():
+    line = {"output_type": "stream", "name": "stdout", "text": "epoch   1/24  train loss 2.3\n"}
+    nb = notebook_with_outputs([widget("epoch 1/24:   0%|          | 0/16 [00:00<?, ?it/s]"), line])
+    assert render_notebooks.strip_progress_bars(nb) == 1
+    assert nb.cells[1].outputs == [nbformat.from_dict(line)] and "widgets" not in nb.metadata
+    app = notebook_with_outputs([widget("VBox(children=(FileUpload(...),))")])
+    assert render_notebooks.strip_progress_bars(app) == 0 and "widgets" in app.metadata
+
+
+def test_the_provenance_line_is_replaced_not_repeated():
+    nb = notebook_with_outputs([])
+    render_notebooks.stamp(nb, "**Outputs shown** were produced by run 1.")
+    render_notebooks.stamp(nb, "**Outputs shown** were produced by run 2.")
+    source = nb.cells[0].source
+    assert source.count("**Outputs shown**") == 1 and source.endswith("run 2.") and source.startswith("# 01")
+
+
+def record(seed: int, errors: dict, amp: bool = True) -> dict:
+    return {
+        "notebook": "01",
+        "seed": seed,
+        "dataset": "cifar10",
+        "values": {"train_error": errors},
+        "settings": {"seed": seed, "amp": amp, "epochs": 24},
+    }
+
+
+def test_lesson_01_holds_only_when_plain_degrades_and_residual_does_not():
+    good = [
+        record(0, {"plain20": 0.10, "plain32": 0.50, "resnet20": 0.02, "resnet32": 0.03}),
+        record(1, {"plain20": 0.15, "plain32": 0.45, "resnet20": 0.01, "resnet32": 0.01}),
+        record(2, {"plain20": 0.12, "plain32": 0.55, "resnet20": 0.00, "resnet32": 0.02}),
+    ]
+    assert lessons.lesson_01(good)[3]
+    residual_worse = good[:2] + [
+        record(2, {"plain20": 0.12, "plain32": 0.55, "resnet20": 0.0, "resnet32": 0.3})
+    ]
+    assert not lessons.lesson_01(residual_worse)[3]
+    no_gap = [
+        record(s, {"plain20": 0.1 + s / 100, "plain32": 0.11, "resnet20": 0.0, "resnet32": 0.0})
+        for s in range(3)
+    ]
+    assert not lessons.lesson_01(no_gap)[3]
+    untrained = [
+        record(s, {"plain20": 0.6, "plain32": 0.85, "resnet20": 0.5, "resnet32": 0.5}) for s in range(3)
+    ]
+    assert not lessons.lesson_01(untrained)[3]
+
+
+def test_records_of_other_settings_are_not_combined():
+    same = [record(0, {}), record(1, {})]
+    assert lessons.one_setting(same) is None
+    assert lessons.one_setting([record(0, {}), record(1, {}, amp=False)]) == "amp"
