@@ -70,9 +70,10 @@ def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
 def native_mixed_precision(device: str | torch.device | None = None, cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     """True where mixed precision (``TrainConfig(amp=True)``) runs on native low-precision arithmetic, so that it
     pays: every CUDA GPU (bf16 where supported, else fp16 tensor cores), and a CPU with ``avx512_bf16`` or
-    ``amx_bf16`` (Intel Cooper Lake, Sapphire Rapids and later Xeons, AMD Zen 4 and later). False on Apple MPS and
-    on CPUs without those instructions (most laptops, AVX2-only servers), where bf16 autocast mostly adds casts
-    and was measured several times *slower* than fp32. ``device=None`` means :func:`default_device`.
+    ``amx_bf16`` (e.g. Intel Cooper Lake and Sapphire Rapids Xeons, AMD Zen 4; measured for this course only on a
+    2-core Xeon with AMX, where whole runs were about 1.5-1.7x faster). False on Apple MPS and on CPUs without
+    those instructions (most laptops, AVX2-only servers), where bf16 autocast mostly adds casts and was measured
+    14x *slower* than fp32. ``device=None`` means :func:`default_device`.
     """
     dev = default_device() if device is None else resolve_device(device)
     if dev.type == "cuda":

@@ -65,7 +65,9 @@ def test_files_pil_grayscale_rgba_and_batches_agree(clf: Classifier, tmp_path: P
     from_file, from_pil, from_tensor, from_rgba = clf.predict(
         [tmp_path / "rgb.png", pil, x, str(tmp_path / "rgba.png")], top_k=3
     )
-    assert from_file == from_pil == from_tensor == from_rgba
+    for other in (from_pil, from_tensor, from_rgba):  # the same input tensor; its place in the batch may change
+        assert [n for n, _ in other] == [n for n, _ in from_file]  # the last float bits (oneDNN's blocking)
+        assert [p for _, p in other] == pytest.approx([p for _, p in from_file], abs=1e-6)
     assert len(clf.predict(tmp_path / "gray.png")) == 1
     assert len(clf.predict(torch.stack([image(), image(seed=2)]))) == 2
     assert clf.prepare(np.zeros((20, 10, 3), dtype=np.uint8)).shape == (1, 3, 16, 16)
