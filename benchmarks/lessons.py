@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(set(args.seeds)) < 2:
         parser.error("a spread over seeds needs at least two different seeds, e.g. --seeds 0 1 2")
 
-    from resnet_course.results import results_dir
+    from resnet_course.results import result_path
 
     try:
         data = describe_data()
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     walls: dict[tuple[str, int], float] = {}
     for seed in args.seeds:
         for name in args.notebooks:
-            if args.reuse and (results_dir() / f"{name}-cpu-seed{seed}.json").exists():
+            if args.reuse and result_path(name, "cpu", seed).exists():
                 print(f"{name} seed {seed}: reusing the recorded result", flush=True)
                 continue
             walls[(name, seed)] = run_notebook(name, seed, args.timeout)

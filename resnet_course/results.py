@@ -19,7 +19,7 @@ from typing import Any
 
 from .profiles import data_dir
 
-__all__ = ["record_result", "read_results", "results_dir", "RESULTS_ENV"]
+__all__ = ["record_result", "read_results", "results_dir", "result_path", "RESULTS_ENV"]
 
 RESULTS_ENV = "RESNET_COURSE_RESULTS"
 
@@ -29,6 +29,11 @@ def results_dir() -> Path:
     created here)."""
     env = os.environ.get(RESULTS_ENV, "").strip()
     return Path(env).expanduser() if env else data_dir() / "results"
+
+
+def result_path(notebook: str, profile: str, seed: int) -> Path:
+    """The file :func:`record_result` writes for ``notebook`` run with profile ``profile`` and ``seed``."""
+    return results_dir() / f"{notebook}-{profile}-seed{int(seed)}.json"
 
 
 def _plain(value: Any) -> Any:
@@ -55,9 +60,8 @@ def record_result(notebook: str, values: dict[str, Any], *, profile: Any, datase
     benchmark compares the knobs of the records it combines, so runs with other settings are never mixed."""
     if not notebook or any(c in notebook for c in "/\\"):
         raise ValueError(f"notebook must be a short name such as '01', got {notebook!r}")
-    folder = results_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{notebook}-{profile.name}-seed{profile.seed}.json"
+    path = result_path(notebook, profile.name, profile.seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "notebook": notebook,
         "profile": profile.name,

@@ -26,7 +26,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from notebook_runs import outputs_text, used_stand_in  # noqa: E402,F401  (shared with the maintainer tools)
+from notebook_runs import execute_notebook, outputs_text, used_stand_in  # noqa: E402,F401  (shared with tools/)
 
 _SESSION_DATA_DIR = tempfile.mkdtemp(prefix="resnet_course_test_data_")
 os.environ["RESNET_COURSE_DATA"] = _SESSION_DATA_DIR
@@ -227,15 +227,10 @@ def run_notebook(path: Path, env: dict[str, str | None], monkeypatch: pytest.Mon
     """Execute the notebook ``path`` in a ``python3`` kernel with ``env`` set (``None`` removes a variable; the
     kernel inherits the environment) and return the text of its outputs (stream text and Markdown).
     Raises nbclient's ``CellExecutionError``, naming the cell, when a cell fails."""
-    import nbclient
-    import nbformat
-
-    for key, value in env.items():
+    for key, value in env.items():  # through monkeypatch, so that the test's environment is restored afterwards
         if value is None:
             monkeypatch.delenv(key, raising=False)
         else:
             monkeypatch.setenv(key, value)
-    nb = nbformat.read(path, as_version=4)
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}}).execute()
+    nb, _ = execute_notebook(path, {}, timeout=600)
     return outputs_text(nb)

@@ -39,6 +39,8 @@ def machine() -> str:
     """CPU model, logical CPUs, the flags that decide training speed (as lscpu reports them) and the GPU if any."""
     import torch
 
+    from resnet_course.devices import cpu_bf16_flags
+
     try:
         text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
         fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
@@ -46,12 +48,11 @@ def machine() -> str:
         name = fields.get("Model name", platform.machine()).strip()
     except (OSError, subprocess.CalledProcessError):
         flags, name = set(), platform.processor() or platform.machine()
-    native = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
-    kind = (
-        f"with {' and '.join(native)}"
-        if native
-        else ("AVX2, no native bf16" if "avx2" in flags else "no bf16")
-    )
+    native = cpu_bf16_flags()
+    if not native.startswith(("none", "unknown")):
+        kind = "with " + " and ".join(native.split(", "))
+    else:
+        kind = "AVX2, no native bf16" if "avx2" in flags else "no bf16"
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{os.cpu_count()}-core {name} ({kind}), {gpu}"
 

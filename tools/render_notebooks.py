@@ -106,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         data = "shapes10"
     env = {"RESNET_COURSE_PROFILE": args.profile, "RESNET_COURSE_DATASET": None, "RESNET_COURSE_SEED": None}
-    if (
-        args.no_write
-    ):  # a timing run must not overwrite the results the notebooks record for benchmarks/lessons.py
+    if args.no_write:  # a timing run must not overwrite the results the notebooks record for benchmarks/lessons.py
         env["RESNET_COURSE_RESULTS"] = tempfile.mkdtemp(prefix="render_timing_results_")
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if args.only:
