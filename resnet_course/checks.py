@@ -1,9 +1,10 @@
 """Self-checks for the notebooks' exercises, and the environment check of notebook 00.
 
 Every ``check_*`` function prints one friendly line — ``✅ ...`` when the answer is right, ``❌ ...`` followed
-by a ``Hint:`` when it is not — and returns a :class:`CheckResult`, true when the answer is right (a notebook
-shows nothing more for it: no stray ``True`` under the message). A wrong answer never raises: exceptions raised
-by the student's code are caught and turned into hints.
+by a ``Hint:`` when it is not. A right answer returns a :class:`CheckResult` (truthy; a notebook shows nothing
+more for it). A wrong answer, after the message, raises :class:`ExerciseFailed` (an ``AssertionError``), so the
+check cell fails: that is what nbgrader's autograder scores as zero points (docs/TEACHING.md). Exceptions raised
+by the student's code are caught and turned into hints first, so the message always comes before the error.
 
 Writing a new check (other notebooks append theirs here):
 
@@ -16,10 +17,13 @@ Writing a new check (other notebooks append theirs here):
 ...     if x != 42:
 ...         raise Hint(f"got {x}", "the answer is 6 × 7")
 ...     return "42 is right"
->>> bool(check_answer(41))
+>>> check_answer(41)  # prints the result, then fails the cell
 ❌ got 41
    Hint: the answer is 6 × 7
-False
+Traceback (most recent call last):
+  ...
+ExerciseFailed: ❌ got 41
+   Hint: the answer is 6 × 7
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from .inspection import randomize_batchnorm
 
 __all__ = [
     "CheckResult",
+    "ExerciseFailed",
     "Hint",
     "friendly_check",
     "student_call",
@@ -98,6 +103,18 @@ class Hint(Exception):
         self.hint = hint
 
 
+class ExerciseFailed(AssertionError):
+    """Raised by a check after it has printed a failed :class:`CheckResult` (kept as ``.result``).
+
+    An ``AssertionError``, like the ``assert`` lines of nbgrader's own test cells: the check cell fails, and
+    nbgrader's autograder gives the exercise zero points.
+    """
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(str(result))
+        self.result = result
+
+
 def _describe(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     first = text[0] if text else ""
@@ -124,23 +141,28 @@ def student_call(
 
 def friendly_check(fn: Callable[..., str]) -> Callable[..., CheckResult]:
     """Turn a check body (returns a success message or raises :class:`Hint`) into a check that prints its
-    :class:`CheckResult` and returns it (truthy when passed).
+    :class:`CheckResult`, returns it when passed and raises :class:`ExerciseFailed` when not.
 
-    Any other exception is reported as a failed check, never raised into the notebook.
+    Any other exception inside the check is reported as a failed check with a message, never as a bare
+    traceback from the check's own code.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> CheckResult:
+        __tracebackhide__ = True  # IPython and pytest show the message, not this frame
         try:
             message = fn(*args, **kwargs)
             result = CheckResult(True, message or "correct")
         except Hint as h:
             result = CheckResult(False, h.message, h.hint)
-        except Exception as err:  # a check must never crash a notebook
+        except Exception as err:  # the check's own failure is reported like a wrong answer
             result = CheckResult(
                 False, f"the check could not run: {_describe(err)}", "check the object you passed in"
             )
-        return result.show()
+        result.show()
+        if not result.passed:
+            raise ExerciseFailed(result) from None
+        return result
 
     return wrapper
 
@@ -1063,45 +1085,63 @@ def check_feature_extractor(fn: Callable[..., Any]) -> str:
     copied from ResNet-18 (512 features) or a hard-coded class count fails.
     """
     if not callable(fn):
-        raise Hint(f"expected a function, got {type(fn).__name__}",
-                   "pass the function itself: check_feature_extractor(feature_extractor)")
+        raise Hint(
+            f"expected a function, got {type(fn).__name__}",
+            "pass the function itself: check_feature_extractor(feature_extractor)",
+        )
     for num_classes in (3, 7):
         model = _fresh_resnet20()
         before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("fc.")}
         in_features = model.fc.in_features
         out = student_call(fn, model, num_classes, what=f"feature_extractor(model, {num_classes})")
         if not isinstance(out, nn.Module):
-            raise Hint(f"feature_extractor returned {type(out).__name__}, not the model",
-                       "end the function with `return model`")
+            raise Hint(
+                f"feature_extractor returned {type(out).__name__}, not the model",
+                "end the function with `return model`",
+            )
         fc = getattr(out, "fc", None)
         if not isinstance(fc, nn.Linear):
-            raise Hint("the returned model has no nn.Linear called fc",
-                       "replace the head with model.fc = nn.Linear(model.fc.in_features, num_classes)")
+            raise Hint(
+                "the returned model has no nn.Linear called fc",
+                "replace the head with model.fc = nn.Linear(model.fc.in_features, num_classes)",
+            )
         if fc.in_features != in_features:
-            raise Hint(f"the new head takes {fc.in_features} features, the backbone gives {in_features}",
-                       "read the width from the old head: model.fc.in_features (512 is only ResNet-18's)")
+            raise Hint(
+                f"the new head takes {fc.in_features} features, the backbone gives {in_features}",
+                "read the width from the old head: model.fc.in_features (512 is only ResNet-18's)",
+            )
         if fc.out_features != num_classes:
-            raise Hint(f"the new head has {fc.out_features} outputs for {num_classes} classes",
-                       "use num_classes for out_features")
+            raise Hint(
+                f"the new head has {fc.out_features} outputs for {num_classes} classes",
+                "use num_classes for out_features",
+            )
         trainable = sorted(n for n, p in out.named_parameters() if p.requires_grad)
         if trainable != ["fc.bias", "fc.weight"]:
             extra = [n for n in trainable if not n.startswith("fc.")]
             if extra:
-                raise Hint(f"{len(extra)} backbone tensors are still trainable (e.g. {_first(extra, 2)})",
-                           "set p.requires_grad = False for every parameter *before* you create the new head")
-            raise Hint(f"trainable parameters are {trainable}, expected only fc.weight and fc.bias",
-                       "the new nn.Linear is trainable by default: create it after freezing the rest")
+                raise Hint(
+                    f"{len(extra)} backbone tensors are still trainable (e.g. {_first(extra, 2)})",
+                    "set p.requires_grad = False for every parameter *before* you create the new head",
+                )
+            raise Hint(
+                f"trainable parameters are {trainable}, expected only fc.weight and fc.bias",
+                "the new nn.Linear is trainable by default: create it after freezing the rest",
+            )
         after = out.state_dict()
         changed = [k for k, v in before.items() if k not in after or not torch.equal(after[k], v)]
         if changed:
-            raise Hint(f"the backbone changed ({_first(changed, 2)})",
-                       "keep the pretrained weights: only freeze them and swap the head")
+            raise Hint(
+                f"the backbone changed ({_first(changed, 2)})",
+                "keep the pretrained weights: only freeze them and swap the head",
+            )
         out.eval()
         with torch.no_grad():
             y = student_call(out, torch.randn(2, 3, 32, 32), what="the returned model's forward pass")
         if tuple(y.shape) != (2, num_classes):
-            raise Hint(f"the model outputs shape {tuple(y.shape)}, expected (2, {num_classes})",
-                       "the head must map the pooled features to num_classes logits")
+            raise Hint(
+                f"the model outputs shape {tuple(y.shape)}, expected (2, {num_classes})",
+                "the head must map the pooled features to num_classes logits",
+            )
     return "backbone frozen, new fc head is the only trainable part (tried with 3 and 7 classes)"
 
 
@@ -1111,48 +1151,64 @@ def check_param_groups(fn: Callable[..., Any]) -> str:
     parameters at ``lr``, every other trainable parameter at ``lr * backbone_factor``, each exactly once,
     frozen parameters left out, and ``torch.optim.SGD`` accepts the groups."""
     if not callable(fn):
-        raise Hint(f"expected a function, got {type(fn).__name__}",
-                   "pass the function itself: check_param_groups(param_groups)")
+        raise Hint(
+            f"expected a function, got {type(fn).__name__}",
+            "pass the function itself: check_param_groups(param_groups)",
+        )
     model = _fresh_resnet20()
     model.conv1.weight.requires_grad_(False)  # one frozen tensor: it must not be handed to the optimizer
     lr, factor = 0.05, 0.1
     groups = student_call(fn, model, lr, factor, what=f"param_groups(model, {lr}, {factor})")
     if isinstance(groups, dict) or not isinstance(groups, list | tuple):
-        raise Hint(f"expected a list of dicts, got {type(groups).__name__}",
-                   'return [{"params": [...], "lr": ...}, {"params": [...], "lr": ...}]')
+        raise Hint(
+            f"expected a list of dicts, got {type(groups).__name__}",
+            'return [{"params": [...], "lr": ...}, {"params": [...], "lr": ...}]',
+        )
     names = {id(p): n for n, p in model.named_parameters()}
     seen: dict[str, float] = {}
     for i, g in enumerate(groups):
         if not isinstance(g, dict) or "params" not in g or "lr" not in g:
-            raise Hint(f"group {i} is not a dict with 'params' and 'lr'",
-                       'each group looks like {"params": list_of_parameters, "lr": 0.01}')
+            raise Hint(
+                f"group {i} is not a dict with 'params' and 'lr'",
+                'each group looks like {"params": list_of_parameters, "lr": 0.01}',
+            )
         for p in list(g["params"]):
             n = names.get(id(p))
             if n is None:
-                raise Hint(f"group {i} holds a tensor that is not a parameter of the model",
-                           "take the parameters from model.named_parameters()")
+                raise Hint(
+                    f"group {i} holds a tensor that is not a parameter of the model",
+                    "take the parameters from model.named_parameters()",
+                )
             if n in seen:
                 raise Hint(f"{n} appears in two groups", "put every parameter in exactly one group")
             seen[n] = float(g["lr"])
     if "conv1.weight" in seen:
-        raise Hint("a frozen parameter (requires_grad=False) was put in a group",
-                   "skip parameters with p.requires_grad == False")
+        raise Hint(
+            "a frozen parameter (requires_grad=False) was put in a group",
+            "skip parameters with p.requires_grad == False",
+        )
     wanted = {n for n, p in model.named_parameters() if p.requires_grad}
     missing = sorted(wanted - set(seen))
     if missing:
-        raise Hint(f"{len(missing)} trainable parameters are in no group (e.g. {_first(missing, 2)})",
-                   "the backbone group holds every trainable parameter whose name does not start with 'fc.'")
+        raise Hint(
+            f"{len(missing)} trainable parameters are in no group (e.g. {_first(missing, 2)})",
+            "the backbone group holds every trainable parameter whose name does not start with 'fc.'",
+        )
     for n, group_lr in seen.items():
         expected = lr if n.startswith("fc.") else lr * factor
         if abs(group_lr - expected) > 1e-12 * max(1.0, expected):
             part = "the head" if n.startswith("fc.") else "the backbone"
-            raise Hint(f"{n} ({part}) gets lr {group_lr:g}, expected {expected:g}",
-                       "head: lr; backbone: lr * backbone_factor")
+            raise Hint(
+                f"{n} ({part}) gets lr {group_lr:g}, expected {expected:g}",
+                "head: lr; backbone: lr * backbone_factor",
+            )
     try:
         torch.optim.SGD(groups, lr=lr, momentum=0.9)
     except Exception as err:
-        raise Hint(f"torch.optim.SGD rejects the groups: {_describe(err)}",
-                   "each group is a dict with a 'params' list") from None
+        raise Hint(
+            f"torch.optim.SGD rejects the groups: {_describe(err)}",
+            "each group is a dict with a 'params' list",
+        ) from None
     return f"{len(groups)} groups: head at lr {lr:g}, backbone at {lr * factor:g}, frozen tensors left out"
 
 
@@ -1167,36 +1223,52 @@ def check_smoothed_targets(fn: Callable[..., Any]) -> str:
     import torch.nn.functional as F
 
     if not callable(fn):
-        raise Hint(f"expected a function, got {type(fn).__name__}",
-                   "pass the function itself: check_smoothed_targets(smoothed_targets)")
+        raise Hint(
+            f"expected a function, got {type(fn).__name__}",
+            "pass the function itself: check_smoothed_targets(smoothed_targets)",
+        )
     g = torch.Generator().manual_seed(0)
     for num_classes, eps in ((10, 0.1), (4, 0.3), (5, 0.0)):
         labels = torch.randint(0, num_classes, (6,), generator=g)
         logits = torch.randn(6, num_classes, generator=g)
-        q = student_call(fn, labels.clone(), num_classes, eps,
-                         what=f"smoothed_targets(labels, {num_classes}, {eps})")
+        q = student_call(
+            fn, labels.clone(), num_classes, eps, what=f"smoothed_targets(labels, {num_classes}, {eps})"
+        )
         if not isinstance(q, torch.Tensor):
-            raise Hint(f"expected a tensor, got {type(q).__name__}", "return a float tensor of shape (N, num_classes)")
+            raise Hint(
+                f"expected a tensor, got {type(q).__name__}",
+                "return a float tensor of shape (N, num_classes)",
+            )
         if tuple(q.shape) != (6, num_classes):
-            raise Hint(f"got shape {tuple(q.shape)}, expected (6, {num_classes}) for 6 labels",
-                       "one row per label, one column per class (F.one_hot(labels, num_classes))")
+            raise Hint(
+                f"got shape {tuple(q.shape)}, expected (6, {num_classes}) for 6 labels",
+                "one row per label, one column per class (F.one_hot(labels, num_classes))",
+            )
         q = q.double()
         expected = (1 - eps) * F.one_hot(labels, num_classes).double() + eps / num_classes
         if not torch.allclose(q.sum(1), torch.ones(6, dtype=torch.float64), atol=1e-6):
-            raise Hint(f"rows sum to {q.sum(1)[0].item():.4f}, not 1 (eps={eps}, {num_classes} classes)",
-                       "the target must be a probability distribution: (1 - eps) on the one-hot plus eps spread uniformly")
+            raise Hint(
+                f"rows sum to {q.sum(1)[0].item():.4f}, not 1 (eps={eps}, {num_classes} classes)",
+                "the target must be a probability distribution: (1 - eps) on the one-hot plus eps spread uniformly",
+            )
         if not torch.allclose(q, expected, atol=1e-6):
             true_val = q[0, labels[0]].item()
-            hint = (f"the true class should get 1 - eps + eps/K = {1 - eps + eps / num_classes:.4f} "
-                    f"and every other class eps/K = {eps / num_classes:.4f}")
+            hint = (
+                f"the true class should get 1 - eps + eps/K = {1 - eps + eps / num_classes:.4f} "
+                f"and every other class eps/K = {eps / num_classes:.4f}"
+            )
             if abs(true_val - (1 - eps)) < 1e-6:
                 hint += " (you gave the true class 1 - eps: the uniform part eps/K goes to every class, the true one too)"
-            raise Hint(f"wrong values for {num_classes} classes, eps={eps}: true class gets {true_val:.4f}", hint)
+            raise Hint(
+                f"wrong values for {num_classes} classes, eps={eps}: true class gets {true_val:.4f}", hint
+            )
         ours = -(q * F.log_softmax(logits.double(), 1)).sum(1).mean()
         torch_ce = F.cross_entropy(logits.double(), labels, label_smoothing=eps)
         if not torch.allclose(ours, torch_ce, atol=1e-6):  # cannot differ when q is right; kept as the link
-            raise Hint(f"cross-entropy with your targets {ours.item():.5f} ≠ PyTorch's {torch_ce.item():.5f}",
-                       "check the formula q = (1 - eps) * one_hot + eps / num_classes")
+            raise Hint(
+                f"cross-entropy with your targets {ours.item():.5f} ≠ PyTorch's {torch_ce.item():.5f}",
+                "check the formula q = (1 - eps) * one_hot + eps / num_classes",
+            )
     return "targets match, and −Σ q·log p equals F.cross_entropy(..., label_smoothing=eps)"
 
 
@@ -1212,11 +1284,14 @@ def check_accumulation(fn: Callable[..., Any]) -> str:
     import torch.nn.functional as F
 
     if not callable(fn):
-        raise Hint(f"expected a function, got {type(fn).__name__}",
-                   "pass the function itself: check_accumulation(accumulate_gradients)")
+        raise Hint(
+            f"expected a function, got {type(fn).__name__}",
+            "pass the function itself: check_accumulation(accumulate_gradients)",
+        )
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 5))
     x, y = torch.randn(24, 3, 2, 2), torch.randint(0, 5, (24,))
+
     def grads_of(loss: torch.Tensor) -> list[torch.Tensor]:
         return [gr.detach() for gr in torch.autograd.grad(loss, list(model.parameters()))]
 
@@ -1227,18 +1302,26 @@ def check_accumulation(fn: Callable[..., Any]) -> str:
         student_call(fn, model, x, y, accum, what=f"accumulate_gradients(model, x, y, {accum})")
         grads = [p.grad for p in model.parameters()]
         if any(gr is None for gr in grads):
-            raise Hint("some parameters have no gradient after your function",
-                       "call loss.backward() on every micro-batch (and don't zero the gradients in between)")
+            raise Hint(
+                "some parameters have no gradient after your function",
+                "call loss.backward() on every micro-batch (and don't zero the gradients in between)",
+            )
         if _all_close(grads, reference):
             continue
         if _all_close(grads, [accum * gr for gr in reference]):
-            raise Hint(f"the gradient is {accum}× too large (accum_steps={accum})",
-                       "each micro-batch loss is a mean over its own images: divide it by accum_steps before backward")
+            raise Hint(
+                f"the gradient is {accum}× too large (accum_steps={accum})",
+                "each micro-batch loss is a mean over its own images: divide it by accum_steps before backward",
+            )
         if _all_close(grads, last):
-            raise Hint("only the last micro-batch's gradient is left",
-                       "don't zero the gradients between micro-batches: backward() adds to .grad")
-        raise Hint(f"with accum_steps={accum} the accumulated gradient differs from the full-batch gradient",
-                   "split x and y into accum_steps equal chunks (torch.chunk), backward (loss / accum_steps) on each")
+            raise Hint(
+                "only the last micro-batch's gradient is left",
+                "don't zero the gradients between micro-batches: backward() adds to .grad",
+            )
+        raise Hint(
+            f"with accum_steps={accum} the accumulated gradient differs from the full-batch gradient",
+            "split x and y into accum_steps equal chunks (torch.chunk), backward (loss / accum_steps) on each",
+        )
     return "accumulated gradients equal the full-batch gradient (accum_steps 4 and 3)"
 
 

@@ -9,6 +9,7 @@ from torch import nn
 from resnet_course import checks
 from resnet_course.checks import (
     CheckResult,
+    ExerciseFailed,
     Hint,
     check_basic_block,
     check_resnet34,
@@ -22,13 +23,22 @@ from resnet_course.models import BasicBlock, ResNet, resnet18, resnet34
 # --------------------------------------------------------------------------------------------------
 
 
+def outcome(check, *args, **kwargs) -> CheckResult:
+    """The check's result, passed or failed (a failed check raises ExerciseFailed carrying it)."""
+    try:
+        return check(*args, **kwargs)
+    except ExerciseFailed as failed:
+        assert not failed.result and str(failed) == str(failed.result)
+        return failed.result
+
+
 def test_check_result_display():
     assert bool(CheckResult(True, "fine")) and str(CheckResult(True, "fine")) == "✅ fine"
     bad = CheckResult(False, "wrong", "try this")
     assert not bad and str(bad) == "❌ wrong\n   Hint: try this"
 
 
-def test_friendly_check_never_raises(capsys):
+def test_friendly_check_prints_then_fails_the_cell(capsys):
     @friendly_check
     def check_positive(x):
         if x <= 0:
@@ -56,13 +66,17 @@ def test_friendly_check_never_raises(capsys):
 
     assert DisplayFormatter().format(result) == ({}, {})  # printed once; a notebook shows no stray "True"
     assert "✅ 3 is positive" in capsys.readouterr().out
-    assert not check_positive(-1)
-    assert "Hint: use a number > 0" in capsys.readouterr().out
-    assert not check_broken(0)
+    with pytest.raises(ExerciseFailed, match="-1 is not positive") as failed:
+        check_positive(-1)
+    assert isinstance(failed.value, AssertionError)  # what nbgrader's autograder scores as a failed test
+    assert (
+        "❌ -1 is not positive\n   Hint: use a number > 0" in capsys.readouterr().out
+    )  # shown before it raises
+    assert not outcome(check_broken, 0)
     assert "the check could not run: ZeroDivisionError" in capsys.readouterr().out
-    assert not check_calls_student(student_fn)
+    assert not outcome(check_calls_student, student_fn)
     assert "your function raised KeyError: 'oops'" in capsys.readouterr().out
-    assert not check_calls_student(stub)
+    assert not outcome(check_calls_student, stub)
     assert "replace the stub" in capsys.readouterr().out
 
 
@@ -219,7 +233,7 @@ class ForgetsBn2(GoodBlock):  # caught only because the check randomizes the ref
 
 
 def _run(capsys, obj):
-    ok = check_basic_block(obj)
+    ok = outcome(check_basic_block, obj)
     return ok, capsys.readouterr().out
 
 
@@ -288,7 +302,7 @@ class ClassResNet34(ResNet):
 def test_resnet34_accepts_a_class(capsys):
     assert check_resnet34(ClassResNet34)
     assert capsys.readouterr().out.startswith("✅")
-    assert not check_resnet34(StubResNet34)  # the student copy's stub: a hint, not a traceback
+    assert not outcome(check_resnet34, StubResNet34)  # the student copy's stub: a hint, not a traceback
     assert "replace the stub" in capsys.readouterr().out
 
 
@@ -310,7 +324,7 @@ def test_resnet34_parameter_count_matches_paper_figure():
     ],
 )
 def test_resnet34_typical_mistakes(capsys, model, expected):
-    assert not check_resnet34(model())
+    assert not outcome(check_resnet34, model())
     out = capsys.readouterr().out
     assert out.startswith("❌") and expected in out, out
 
@@ -335,7 +349,9 @@ class SkipsMaxPool(ResNet):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-class SkipsStemBatchNorm(ResNet):  # a forgotten BatchNorm: the randomized reference makes the difference large
+class SkipsStemBatchNorm(
+    ResNet
+):  # a forgotten BatchNorm: the randomized reference makes the difference large
     def __init__(self):
         super().__init__(BasicBlock, [3, 4, 6, 3])
 
@@ -347,12 +363,12 @@ class SkipsStemBatchNorm(ResNet):  # a forgotten BatchNorm: the randomized refer
 
 
 def test_resnet34_wrong_names_and_wrong_forward(capsys):
-    assert not check_resnet34(Renamed())
+    assert not outcome(check_resnet34, Renamed())
     out = capsys.readouterr().out
     assert "state dicts differ" in out and "net.conv1.weight" in out
-    assert not check_resnet34(SkipsMaxPool())
+    assert not outcome(check_resnet34, SkipsMaxPool())
     assert "outputs differ" in capsys.readouterr().out
-    assert not check_resnet34(SkipsStemBatchNorm())
+    assert not outcome(check_resnet34, SkipsStemBatchNorm())
     out = capsys.readouterr().out
     assert "outputs differ" in out
     assert float(out.split("max abs difference ")[1].split(")")[0]) > 0.1  # not a rounding-level difference
@@ -391,7 +407,7 @@ def test_check_recall_from_confusion_passes_the_solution(capsys):
     ],
 )
 def test_check_recall_from_confusion_fails_with_a_hint(wrong, hint, capsys):
-    assert not checks.check_recall_from_confusion(wrong)
+    assert not outcome(checks.check_recall_from_confusion, wrong)
     assert hint in capsys.readouterr().out
 
 
@@ -423,12 +439,12 @@ def test_check_gradient_bug(capsys):
     assert checks.check_gradient_bug(truth, model)
     assert checks.check_gradient_bug(truth.removesuffix(".weight"), model)
     capsys.readouterr()
-    assert not checks.check_gradient_bug("fc.weight", model)
+    assert not outcome(checks.check_gradient_bug, "fc.weight", model)
     assert "does get a gradient" in capsys.readouterr().out
-    assert not checks.check_gradient_bug("no.such.layer", model)
+    assert not outcome(checks.check_gradient_bug, "no.such.layer", model)
     assert "not a parameter" in capsys.readouterr().out
-    assert not checks.check_gradient_bug(3, model)
-    assert not checks.check_gradient_bug(truth, resnet18(num_classes=10))  # not the exercise's model
+    assert not outcome(checks.check_gradient_bug, 3, model)
+    assert not outcome(checks.check_gradient_bug, truth, resnet18(num_classes=10))  # not the exercise's model
 
 
 # --- notebook 10 ---
@@ -466,7 +482,7 @@ def test_check_top_k_passes_the_solution(capsys):
     ],
 )
 def test_check_top_k_fails_with_a_hint(wrong, hint, capsys):
-    assert not checks.check_top_k(wrong)
+    assert not outcome(checks.check_top_k, wrong)
     assert hint in capsys.readouterr().out
 
 
@@ -489,9 +505,7 @@ def _histories():
 
 def test_check_final_train_errors_passes_the_solution(capsys):
     hs = _histories()
-    assert (
-        checks.check_final_train_errors(lambda h: {n: 1 - x.train_acc[-1] for n, x in h.items()}, hs)
-    )
+    assert checks.check_final_train_errors(lambda h: {n: 1 - x.train_acc[-1] for n, x in h.items()}, hs)
     assert "✅" in capsys.readouterr().out
 
 
@@ -508,7 +522,7 @@ def test_check_final_train_errors_passes_the_solution(capsys):
     ],
 )
 def test_check_final_train_errors_fails_with_a_hint(wrong, hint, capsys):
-    assert not checks.check_final_train_errors(wrong, _histories())
+    assert not outcome(checks.check_final_train_errors, wrong, _histories())
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out, out
 
@@ -555,14 +569,14 @@ def test_check_mean_std_passes_the_solution_and_compute_mean_std(capsys):
     ],
 )
 def test_check_mean_std_fails_with_a_hint(wrong, hint, capsys):
-    assert not checks.check_mean_std(wrong, _images())
+    assert not outcome(checks.check_mean_std, wrong, _images())
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out, out
 
 
 def test_check_mean_std_rejects_an_answer_hard_coded_for_the_given_images(capsys):
     fixed = _mean_std(_images())
-    assert not checks.check_mean_std(lambda x: fixed, _images())
+    assert not outcome(checks.check_mean_std, lambda x: fixed, _images())
     assert "second, random image set" in capsys.readouterr().out
 
 
@@ -605,7 +619,7 @@ def _no_warmup_offset(step, base_lr, warmup_steps, total_steps):
     ],
 )
 def test_check_warmup_cosine_lr_fails_with_a_hint(wrong, hint, capsys):
-    assert not checks.check_warmup_cosine_lr(wrong)
+    assert not outcome(checks.check_warmup_cosine_lr, wrong)
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out, out
 
@@ -614,11 +628,11 @@ def test_check_model_selection_split(capsys):
     assert checks.check_model_selection_split("val")
     assert checks.check_model_selection_split(" Validation ")
     capsys.readouterr()
-    assert not checks.check_model_selection_split("test")
+    assert not outcome(checks.check_model_selection_split, "test")
     assert "optimistic" in capsys.readouterr().out
-    assert not checks.check_model_selection_split("train")
+    assert not outcome(checks.check_model_selection_split, "train")
     assert "memorising" in capsys.readouterr().out
-    assert not checks.check_model_selection_split(3)
+    assert not outcome(checks.check_model_selection_split, 3)
     assert "not one of" in capsys.readouterr().out
 
 
@@ -686,7 +700,7 @@ def test_check_feature_extractor_passes_the_solution(capsys):
     ],
 )
 def test_check_feature_extractor_fails_with_a_hint(wrong, hint, capsys):
-    assert not checks.check_feature_extractor(wrong)
+    assert not outcome(checks.check_feature_extractor, wrong)
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out
 
@@ -740,7 +754,7 @@ def test_check_param_groups_passes_the_solution(capsys):
     ],
 )
 def test_check_param_groups_fails_with_a_hint(wrong, hint, capsys):
-    assert not checks.check_param_groups(wrong)
+    assert not outcome(checks.check_param_groups, wrong)
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out
 
@@ -779,7 +793,7 @@ def test_check_smoothed_targets_passes_the_solution(capsys):
     ],
 )
 def test_check_smoothed_targets_fails_with_a_hint(wrong, hint, capsys):
-    assert not checks.check_smoothed_targets(wrong)
+    assert not outcome(checks.check_smoothed_targets, wrong)
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out
 
@@ -820,6 +834,6 @@ def test_check_accumulation_passes_the_solution(capsys):
     ],
 )
 def test_check_accumulation_fails_with_a_hint(wrong, hint, capsys):
-    assert not checks.check_accumulation(wrong)
+    assert not outcome(checks.check_accumulation, wrong)
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out

@@ -1,15 +1,15 @@
-"""Tests for resnet_course.teaching: student copies and notebook cleaning."""
+"""Tests for tools/clean_notebooks.py: output-free copies of notebooks (tools/ is on sys.path: conftest)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
+import clean_notebooks
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
-
-from resnet_course import teaching
 
 
 def _notebook():
@@ -27,13 +27,8 @@ def _notebook():
     result = new_code_cell("1 + 1", execution_count=5)
     result.outputs = [new_output("execute_result", data={"text/plain": "2"}, execution_count=5)]
     solution = new_code_cell("class StudentBlock:\n    answer = 42", execution_count=6)
-    solution.metadata["tags"] = ["solution"]
     solution.outputs = [new_output("stream", name="stdout", text="done\n")]
-    scaffold = new_code_cell(
-        "import torch\n\ndef f(x):\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION\n\nprint('ok')"
-    )
-    scaffold.metadata["tags"] = ["solution"]
-    nb.cells = [new_markdown_cell("# 99 — Test"), checked, plain, result, solution, scaffold]
+    nb.cells = [new_markdown_cell("# 99 — Test"), checked, plain, result, solution]
     return nb
 
 
@@ -44,7 +39,7 @@ def _write(nb, path):
 
 def test_clean_keeps_only_checked_outputs(tmp_path):
     path = _write(_notebook(), tmp_path / "a.ipynb")
-    assert teaching.main(["clean", str(path)]) == 0
+    assert clean_notebooks.main([str(path)]) == 0
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     checked, plain, result, solution = nb.cells[1:5]
@@ -62,61 +57,25 @@ def test_clean_keeps_only_checked_outputs(tmp_path):
 
 def test_clean_is_idempotent_and_check_mode(tmp_path):
     path = _write(_notebook(), tmp_path / "a.ipynb")
-    assert teaching.clean_files([path], check=True) == [path]
+    assert clean_notebooks.clean_files([path], check=True) == [path]
     assert "tensor([0.3])" in path.read_text()  # --check writes nothing
-    assert teaching.main(["clean", "--check", str(path)]) == 1
-    teaching.clean_files([path])
+    assert clean_notebooks.main(["--check", str(path)]) == 1
+    clean_notebooks.clean_files([path])
     first = path.read_text()
-    assert teaching.clean_files([path]) == []
+    assert clean_notebooks.clean_files([path]) == []
     assert path.read_text() == first
-    assert teaching.main(["clean", "--check", str(tmp_path)]) == 0
-
-
-def test_student_copies_replace_solutions(tmp_path):
-    src = tmp_path / "notebooks"
-    src.mkdir()
-    _write(_notebook(), src / "99_test.ipynb")
-    dest = tmp_path / "student"
-    assert teaching.main(["student", str(src), str(dest)]) == 0
-    nb = nbformat.read(dest / "99_test.ipynb", as_version=4)
-    nbformat.validate(nb)
-    whole, scaffold = nb.cells[4], nb.cells[5]
-    assert whole.source == teaching.STUB
-    assert "answer" not in whole.source
-    assert "# YOUR CODE HERE" in scaffold.source and "raise NotImplementedError" in scaffold.source
-    assert "return x + 1" not in scaffold.source and "BEGIN SOLUTION" not in scaffold.source
-    assert scaffold.source.startswith(
-        "import torch\n\ndef f(x):\n    # YOUR CODE HERE\n    raise NotImplementedError"
-    )
-    assert scaffold.source.endswith("print('ok')")
-    # every output goes in a student copy, checked cells included
-    assert all(c.outputs == [] for c in nb.cells if c.cell_type == "code")
-    # non-solution code is untouched, and the teacher's notebook is unchanged
-    assert nb.cells[2].source == "print(torch.randn(1))"
-    assert "answer = 42" in (src / "99_test.ipynb").read_text()
-
-
-def test_student_stub_raises_not_implemented(tmp_path):
-    nb = teaching.student_notebook(_notebook())
-    with pytest.raises(NotImplementedError):
-        exec(nb.cells[4].source, {})
-
-
-def test_student_refuses_to_overwrite_sources(tmp_path):
-    path = _write(_notebook(), tmp_path / "a.ipynb")
-    with pytest.raises(ValueError, match="overwrite"):
-        teaching.make_student_copies([path], tmp_path)
+    assert clean_notebooks.main(["--check", str(tmp_path)]) == 0
 
 
 def test_missing_path_is_a_clear_error(tmp_path, capsys):
-    assert teaching.main(["clean", str(tmp_path / "nope.ipynb")]) == 2
+    assert clean_notebooks.main([str(tmp_path / "nope.ipynb")]) == 2
     assert "not a notebook" in capsys.readouterr().err
 
 
 def test_module_entry_point(tmp_path):
     path = _write(_notebook(), tmp_path / "a.ipynb")
     proc = subprocess.run(
-        [sys.executable, "-m", "resnet_course.teaching", "clean", str(path)], capture_output=True, text=True
+        [sys.executable, str(Path(clean_notebooks.__file__)), str(path)], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
     assert "cleaned" in proc.stdout
@@ -132,7 +91,7 @@ def test_cleaned_notebook_passes_nbval(tmp_path):
     varying.outputs = [new_output("stream", name="stdout", text="0.123\n")]
     nb.cells = [checked, varying]
     path = _write(nb, tmp_path / "nbval_roundtrip.ipynb")
-    teaching.clean_files([path])
+    clean_notebooks.clean_files([path])
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider", str(path)],
         capture_output=True,

@@ -1,0 +1,240 @@
+"""nbgrader on the course (docs/TEACHING.md): the notebooks are valid nbgrader source notebooks, and autograding
+gives full marks to the solutions, zero to unanswered student copies and to a wrong answer, and nothing else.
+
+nbgrader itself runs, in a temporary course directory configured by ``docs/nbgrader_config.py``, one
+assignment per notebook (as a teacher would release them week by week), in the smoke profile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+pytest.importorskip("nbgrader")
+from nbgrader.api import Gradebook  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+ASSIGNMENTS = [nb.stem for nb in NOTEBOOKS]
+WRONG = "05_training_resnet18"  # two exercises: the wrong answer must cost exactly one of them
+WRONG_TASK = "model_selection_split"
+
+
+def _nbgrader_cells(path: Path) -> list[tuple[int, dict]]:
+    nb = nbformat.read(path, as_version=4)
+    return [(i, c.metadata["nbgrader"]) for i, c in enumerate(nb.cells) if "nbgrader" in c.metadata]
+
+
+def _tasks(path: Path) -> dict[str, float]:
+    """{solution grade_id: points of its test cell} of one notebook."""
+    cells = _nbgrader_cells(path)
+    return {
+        meta["grade_id"]: cells[k + 1][1]["points"] for k, (_, meta) in enumerate(cells) if meta["solution"]
+    }
+
+
+def _nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    env = os.environ | {
+        "RESNET_COURSE_PROFILE": "smoke",
+        "RESNET_COURSE_DATA": str(
+            course / "data"
+        ),  # the notebooks' data, runs and results, apart from the tests'
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert "[ERROR]" not in proc.stderr, proc.stderr[-6000:]
+    return proc
+
+
+# --------------------------------------------------------------------------------------------------
+# The metadata, without running anything
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ASSIGNMENTS)
+def test_every_exercise_is_an_autograded_answer_followed_by_its_test(path):
+    nb = nbformat.read(path, as_version=4)
+    cells = _nbgrader_cells(path)
+    ids = [meta["grade_id"] for _, meta in cells]
+    assert len(ids) == len(set(ids)), f"grade_ids must be unique in a notebook: {ids}"
+    for i, cell in enumerate(nb.cells):
+        if "BEGIN SOLUTION" in cell.source:  # nbgrader only clears solution regions in solution cells
+            assert cell.metadata.get("nbgrader", {}).get("solution"), (
+                f"cell {i} has a solution but no metadata"
+            )
+    for k, (i, meta) in enumerate(cells):
+        if meta["solution"]:
+            assert nb.cells[i].cell_type == "code" and not meta["grade"] and not meta["locked"]
+            j, test = cells[k + 1]
+            assert j == i + 1, "the check cell follows its answer cell"
+            assert test["grade"] and test["locked"] and not test["solution"] and test["points"] > 0
+            assert test["grade_id"] == meta["grade_id"] + "-check"
+            assert "check_" in nb.cells[j].source, "a test cell calls a check from resnet_course.checks"
+            # the exercise's heading states its points, as the metadata does
+            heading = next(
+                c.source for c in reversed(nb.cells[:i]) if c.cell_type == "markdown" and "point" in c.source
+            )
+            word = "point" if test["points"] == 1 else "points"
+            assert f"({test['points']} {word})" in heading, heading[:200]
+        else:
+            assert meta["grade"], "every other nbgrader cell is a test cell right after an answer"
+            assert cells[k - 1][1]["solution"]
+
+
+def test_every_exercise_of_the_course_is_graded():
+    tasks = {path.stem: _tasks(path) for path in NOTEBOOKS}
+    assert sum(len(t) for t in tasks.values()) == 13
+    assert all(tasks[a] for a in ASSIGNMENTS if not a.startswith("00_"))  # every lesson has an exercise
+
+
+# --------------------------------------------------------------------------------------------------
+# nbgrader itself: generate, submit, collect, autograde, feedback
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> Path:
+    """A course directory after generate_assignment and the autograding of three students' submissions:
+    ``solutions`` (the source notebooks), ``unanswered`` (the student versions as released) and ``wrong``
+    (one notebook with one wrong answer)."""
+    course = tmp_path_factory.mktemp("course")
+    shutil.copy(REPO / "docs" / "nbgrader_config.py", course / "nbgrader_config.py")
+    for path in NOTEBOOKS:
+        (course / "source" / path.stem).mkdir(parents=True)
+        shutil.copy(path, course / "source" / path.stem / path.name)
+    _nbgrader(course, "generate_assignment", "*", "--create")
+
+    submitted = course / "submitted"
+    for path in NOTEBOOKS:
+        for student, folder in (("solutions", "source"), ("unanswered", "release")):
+            dest = submitted / student / path.stem
+            dest.mkdir(parents=True)
+            shutil.copy(course / folder / path.stem / path.name, dest / path.name)
+    wrong = nbformat.read(course / "source" / WRONG / f"{WRONG}.ipynb", as_version=4)
+    (cell,) = [c for c in wrong.cells if c.metadata.get("nbgrader", {}).get("grade_id") == WRONG_TASK]
+    assert '"val"' in cell.source
+    cell.source = cell.source.replace('"val"', '"test"')  # choosing on the test set: the lesson's trap
+    (submitted / "wrong" / WRONG).mkdir(parents=True)
+    nbformat.write(wrong, submitted / "wrong" / WRONG / f"{WRONG}.ipynb")
+
+    _nbgrader(course, "autograde", "*", "--create")
+    return course
+
+
+def _scores(course: Path, student: str, assignment: str) -> dict[str, tuple[float, float]]:
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        nb = gb.find_submission_notebook(assignment, assignment, student)
+        return {g.name.removesuffix("-check"): (g.score, g.max_score) for g in nb.grades if g.max_score}
+
+
+def _errors(course: Path, student: str, assignment: str) -> list[tuple[int, str, str]]:
+    """(cell index, grade_id or '', error name) of every cell of the autograded notebook that raised."""
+    nb = nbformat.read(course / "autograded" / student / assignment / f"{assignment}.ipynb", as_version=4)
+    return [
+        (i, c.metadata.get("nbgrader", {}).get("grade_id", ""), o.ename)
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.output_type == "error"
+    ]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_autograding_the_solutions_gives_full_marks(graded, assignment):
+    tasks = _tasks(REPO / "notebooks" / f"{assignment}.ipynb")
+    assert _scores(graded, "solutions", assignment) == {t: (p, p) for t, p in tasks.items()}
+    assert _errors(graded, "solutions", assignment) == []
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_autograding_unanswered_student_copies_gives_zero_and_no_other_error(graded, assignment):
+    tasks = _tasks(REPO / "notebooks" / f"{assignment}.ipynb")
+    assert _scores(graded, "unanswered", assignment) == {t: (0, p) for t, p in tasks.items()}
+    errors = _errors(graded, "unanswered", assignment)
+    failing = {gid.removesuffix("-check") for _, gid, _ in errors}
+    assert failing == set(tasks), f"errors outside the exercises: {errors}"
+    released = nbformat.read(graded / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+    assert "BEGIN SOLUTION" not in json.dumps(released.cells)
+    assert all(not c.get("outputs") for c in released.cells if c.cell_type == "code")
+
+
+def test_one_wrong_answer_costs_that_exercise_only(graded):
+    tasks = _tasks(REPO / "notebooks" / f"{WRONG}.ipynb")
+    expected = {t: (0 if t == WRONG_TASK else p, p) for t, p in tasks.items()}
+    assert _scores(graded, "wrong", WRONG) == expected
+    errors = _errors(graded, "wrong", WRONG)
+    assert [(gid, name) for _, gid, name in errors] == [(f"{WRONG_TASK}-check", "ExerciseFailed")]
+    # the student still sees the friendly message and hint above the failure
+    nb = nbformat.read(graded / "autograded" / "wrong" / WRONG / f"{WRONG}.ipynb", as_version=4)
+    outputs = [
+        o
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") == f"{WRONG_TASK}-check"
+        for o in c.outputs
+    ]
+    assert any(o.output_type == "stream" and "❌" in o.text and "Hint:" in o.text for o in outputs)
+
+
+def test_feedback_for_a_wrong_answer(graded):
+    _nbgrader(graded, "generate_feedback", WRONG, "--student", "wrong")
+    html = (graded / "feedback" / "wrong" / WRONG / f"{WRONG}.html").read_text()
+    total = sum(_tasks(REPO / "notebooks" / f"{WRONG}.ipynb").values())
+    assert f"Score: {total - 1:.1f} / {total:.1f}" in html or f"{total - 1} / {total}" in html
+
+
+def test_release_fetch_submit_collect_through_a_local_exchange(tmp_path):
+    """docs/TEACHING.md's steps 2–3 on one machine: the teacher releases, a student fetches and submits, the
+    teacher collects (the student is whoever runs the test: nbgrader takes the account name)."""
+    course, exchange, home = tmp_path / "course", tmp_path / "exchange", tmp_path / "student"
+    exchange.mkdir(mode=0o777)
+    home.mkdir()
+    assignment = "04_cifar10_data"
+    (course / "source" / assignment).mkdir(parents=True)
+    shutil.copy(REPO / "notebooks" / f"{assignment}.ipynb", course / "source" / assignment)
+    config = (REPO / "docs" / "nbgrader_config.py").read_text()
+    (course / "nbgrader_config.py").write_text(config + f"\nc.Exchange.root = {str(exchange)!r}\n")
+    shutil.copy(course / "nbgrader_config.py", home / "nbgrader_config.py")
+
+    _nbgrader(course, "generate_assignment", assignment, "--create")
+    _nbgrader(course, "release_assignment", assignment)
+    _nbgrader(home, "fetch_assignment", assignment)
+    fetched = home / assignment / f"{assignment}.ipynb"
+    assert "BEGIN SOLUTION" not in fetched.read_text()
+    _nbgrader(home, "submit", assignment)
+    _nbgrader(course, "collect", assignment)
+    (student,) = [p.name for p in (course / "submitted").iterdir()]
+    assert (
+        course / "submitted" / student / assignment / f"{assignment}.ipynb"
+    ).read_bytes() == fetched.read_bytes()
+
+
+def test_student_copies_in_one_line_without_a_grading_course(tmp_path):
+    """README's line for teachers who only want student copies: nbgrader's own command, no gradebook."""
+    shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
+    _nbgrader(
+        tmp_path,
+        "generate_assignment",
+        "notebooks",
+        "--no-db",
+        f"--CourseDirectory.root={tmp_path}",
+        "--CourseDirectory.source_directory=.",
+        "--CourseDirectory.release_directory=student",
+    )
+    copies = sorted((tmp_path / "student" / "notebooks").glob("*.ipynb"))
+    assert [p.name for p in copies] == [p.name for p in NOTEBOOKS]
+    assert not (tmp_path / "gradebook.db").exists()
+    for path in copies:
+        nb = nbformat.read(path, as_version=4)
+        assert "BEGIN SOLUTION" not in json.dumps(nb.cells)
+        answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+        assert all("raise NotImplementedError" in c.source for c in answers)
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
