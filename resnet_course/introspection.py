@@ -367,7 +367,6 @@ def plot_gradient_flow(
 
     if not results:
         raise ValueError("results is empty: pass {label: gradient_norms(model, x, y)} for one or more models")
-    model_names = set(list_models())
     styles = dict(linestyles or {})
     unknown = sorted(set(styles) - set(results))
     if unknown:
@@ -378,6 +377,24 @@ def plot_gradient_flow(
         fig = ax.figure
         if fig.get_layout_engine() is None:
             fig.set_layout_engine("constrained")
+    lines = _draw_gradient_lines(ax, results, relative_depth, styles, set(list_models()))
+    ax.set_yscale("log")
+    ax.set_xlabel("relative depth (layer / number of layers)" if relative_depth else "weighted layer (forward order)")
+    ax.set_ylabel("gradient norm ‖∂L/∂W‖₂")
+    ax.grid(True, which="both", alpha=0.3)
+    _legend_below(ax, fig, lines)
+    ax.set_title(title or "Gradient flow after one backward pass")
+    return fig
+
+
+def _draw_gradient_lines(
+    ax: Axes,
+    results: Mapping[str, Sequence[tuple[str, float]]],
+    relative_depth: bool,
+    styles: Mapping[str, str],
+    model_names: set[str],
+) -> dict[int, list[Any]]:
+    """One line per label (colour = network depth, style = model or variant); ``{depth: its lines}``."""
     lines: dict[int, list[Any]] = {}  # depth -> its lines, in the order given
     for label, norms in results.items():
         values = np.array([float(v) for _, v in norms])
@@ -398,11 +415,11 @@ def plot_gradient_flow(
             label=f"{label} ({len(values)} layers)",
         )
         lines.setdefault(net_depth, []).append(line)
-    ax.set_yscale("log")
-    ax.set_xlabel("relative depth (layer / number of layers)" if relative_depth else "weighted layer (forward order)")
-    ax.set_ylabel("gradient norm ‖∂L/∂W‖₂")
-    ax.grid(True, which="both", alpha=0.3)
-    # Below the x label (an offset in points, so it does not depend on the Axes' height).
+    return lines
+
+
+def _legend_below(ax: Axes, fig: Figure, lines: dict[int, list[Any]]) -> None:
+    """The legend below the x label (an offset in points, so it does not depend on the Axes' height)."""
     handles, ncol = _legend_grid(list(lines.values()))
     below = offset_copy(ax.transAxes, fig=fig, y=-34, units="points")
     ax.legend(
@@ -414,8 +431,6 @@ def plot_gradient_flow(
         ncol=ncol,
         frameon=False,
     )
-    ax.set_title(title or "Gradient flow after one backward pass")
-    return fig
 
 
 def parameter_grad_norms(model: nn.Module) -> pd.DataFrame:
