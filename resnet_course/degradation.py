@@ -184,8 +184,13 @@ def _compare(
         status = "same direction"
     else:
         status = "opposite direction"
-    relation = (f"higher by {100 * diff:.2f} points" if diff > 0
-                else f"lower by {-100 * diff:.2f} points" if diff < 0 else "equal")
+    relation = (
+        f"higher by {100 * diff:.2f} points"
+        if diff > 0
+        else f"lower by {-100 * diff:.2f} points"
+        if diff < 0
+        else "equal"
+    )
     text = (
         f"{deep_name} vs {shallow_name}: training error {e_deep:.2%} vs {e_shallow:.2%} ({relation}); "
         f"paper: {expected} → {status}"

@@ -71,7 +71,9 @@ def _class_names(classes: int | Sequence[str]) -> list[str]:
     return names
 
 
-def _check_pair(labels: Any, preds: Any, classes: int | Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _check_pair(
+    labels: Any, preds: Any, classes: int | Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     y_true = _as_int_array(labels, "labels")
     y_pred = _as_int_array(preds, "preds")
     if y_true.shape != y_pred.shape:
@@ -101,7 +103,9 @@ def _unpack_predictions(predictions: Any) -> tuple[np.ndarray, np.ndarray, np.nd
     labels = _as_int_array(_field(predictions, "labels"), "labels")
     preds = _as_int_array(_field(predictions, "preds"), "preds")
     probs = _field(predictions, "probs")
-    probs = np.asarray(probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else probs, dtype=float)
+    probs = np.asarray(
+        probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else probs, dtype=float
+    )
     if probs.ndim != 2 or probs.shape[0] != len(labels) or len(preds) != len(labels):
         raise ValueError(
             f"Predictions must have labels (N,), preds (N,) and probs (N, C); got {labels.shape}, "
@@ -184,7 +188,9 @@ def plot_confusion_matrix(
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     total = int(confusion(labels, preds, classes).sum())
-    ax.set_title(title or f"Confusion matrix ({'row-normalised, %' if normalize else 'counts'}; {total} images)")
+    ax.set_title(
+        title or f"Confusion matrix ({'row-normalised, %' if normalize else 'counts'}; {total} images)"
+    )
     fig.tight_layout()
     return fig
 
@@ -224,9 +230,7 @@ def classification_report(labels: Any, preds: Any, classes: int | Sequence[str])
     return report
 
 
-def most_confused(
-    labels: Any, preds: Any, classes: int | Sequence[str], k: int | None = 10
-) -> pd.DataFrame:
+def most_confused(labels: Any, preds: Any, classes: int | Sequence[str], k: int | None = 10) -> pd.DataFrame:
     """The off-diagonal cells of the confusion matrix, largest first: which true class is taken for which.
 
     Columns: ``true``, ``predicted`` (names), ``true_index``, ``pred_index``, ``count`` and
@@ -251,8 +255,9 @@ def most_confused(
     ]
     columns = ["true", "predicted", "true_index", "pred_index", "count", "fraction"]
     table = pd.DataFrame(rows, columns=columns)
-    table = table.sort_values(["count", "fraction", "true_index", "pred_index"],
-                              ascending=[False, False, True, True], kind="stable").reset_index(drop=True)
+    table = table.sort_values(
+        ["count", "fraction", "true_index", "pred_index"], ascending=[False, False, True, True], kind="stable"
+    ).reset_index(drop=True)
     return table if k is None else table.head(k)
 
 
@@ -324,7 +329,9 @@ def to_display_images(
             m = np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
             s = np.asarray(std, dtype=np.float32).reshape(1, -1, 1, 1)
             if m.shape[1] != out.shape[1] or s.shape[1] != out.shape[1]:
-                raise ValueError(f"mean/std need one value per channel ({out.shape[1]}), got {len(mean)}/{len(std)}")
+                raise ValueError(
+                    f"mean/std need one value per channel ({out.shape[1]}), got {len(mean)}/{len(std)}"
+                )
             out = out * s + m
         elif out.size and (out.min() < -1e-3 or out.max() > 1 + 1e-3):
             raise ValueError(
@@ -393,7 +400,9 @@ def plot_mistakes(
     names = _class_names(classes)
     n_images = len(images)
     if n_images != len(labels):
-        raise ValueError(f"got {n_images} images for {len(labels)} predictions; pass the evaluated images in order")
+        raise ValueError(
+            f"got {n_images} images for {len(labels)} predictions; pass the evaluated images in order"
+        )
     t = None if true_class is None else _class_index(true_class, names, "true_class")
     p = None if pred_class is None else _class_index(pred_class, names, "pred_class")
     idx = mistake_indices(predictions, true_class=t, pred_class=p, k=k)
@@ -401,11 +410,19 @@ def plot_mistakes(
     captions = [
         f"true: {names[labels[i]]}\npred: {names[preds[i]]} ({probs[i, preds[i]] * 100:.0f}%)" for i in idx
     ]
-    what = "" if t is None and p is None else (
-        f" ({names[t] if t is not None else 'any'} → {names[p] if p is not None else 'any'})"
+    what = (
+        ""
+        if t is None and p is None
+        else (f" ({names[t] if t is not None else 'any'} → {names[p] if p is not None else 'any'})")
     )
-    fig = _gallery(shown, np.arange(len(idx)), captions, ncols=ncols,
-                   title=title or f"Most confident mistakes{what}", empty_message=f"no mistakes{what}")
+    fig = _gallery(
+        shown,
+        np.arange(len(idx)),
+        captions,
+        ncols=ncols,
+        title=title or f"Most confident mistakes{what}",
+        empty_message=f"no mistakes{what}",
+    )
     fig.mistake_indices = idx  # type: ignore[attr-defined]
     return fig
 
@@ -431,8 +448,18 @@ def plot_confusion_pair(
 ) -> Figure:
     """Gallery of the images of one true class predicted as one other class (e.g. ``"cat"`` → ``"dog"``),
     most confident first — pick the pair from :func:`most_confused`."""
-    return plot_mistakes(images, predictions, classes, k=k, true_class=true_class, pred_class=pred_class,
-                         mean=mean, std=std, ncols=ncols, title=title)
+    return plot_mistakes(
+        images,
+        predictions,
+        classes,
+        k=k,
+        true_class=true_class,
+        pred_class=pred_class,
+        mean=mean,
+        std=std,
+        ncols=ncols,
+        title=title,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -461,10 +488,14 @@ def results_table(
     """
     frame = runs.copy() if isinstance(runs, pd.DataFrame) else pd.DataFrame(list(runs))
     if frame.empty:
-        raise ValueError("no runs given: pass a list of dicts like {'name': ..., 'accuracy': ..., 'seed': ...}")
+        raise ValueError(
+            "no runs given: pass a list of dicts like {'name': ..., 'accuracy': ..., 'seed': ...}"
+        )
     missing = [c for c in (name, *metrics) if c not in frame.columns]
     if missing:
-        raise ValueError(f"run records lack {missing}; each needs {name!r} and {list(metrics)} (got {list(frame.columns)})")
+        raise ValueError(
+            f"run records lack {missing}; each needs {name!r} and {list(metrics)} (got {list(frame.columns)})"
+        )
     for m in metrics:
         try:
             frame[m] = pd.to_numeric(frame[m])

@@ -43,6 +43,7 @@ __all__ = [
     "plot_results",
 ]
 
+
 def new_figure(**kwargs: Any) -> Figure:
     """A new Figure owned by the caller: made by pyplot (so Jupyter can render it) and closed there at once.
 
@@ -53,7 +54,9 @@ def new_figure(**kwargs: Any) -> Figure:
     return fig
 
 
-def new_subplots(nrows: int = 1, ncols: int = 1, *, squeeze: bool = True, **kwargs: Any) -> tuple[Figure, Any]:
+def new_subplots(
+    nrows: int = 1, ncols: int = 1, *, squeeze: bool = True, **kwargs: Any
+) -> tuple[Figure, Any]:
     """``plt.subplots`` for a caller-owned figure (see :func:`new_figure`); ``kwargs`` go to the Figure."""
     fig = new_figure(**kwargs)
     return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
@@ -126,7 +129,9 @@ def _as_runs(histories: Any, labels: Sequence[str] | None) -> list[tuple[str, An
         raise ValueError("no histories to plot: pass a History, a list of them or a {label: History} dict")
     if labels is not None:
         if len(labels) != len(runs):
-            raise ValueError(f"got {len(labels)} labels for {len(runs)} histories; pass one label per history")
+            raise ValueError(
+                f"got {len(labels)} labels for {len(runs)} histories; pass one label per history"
+            )
         runs = [(str(lab), h) for lab, (_, h) in zip(labels, runs, strict=True)]
     return runs
 
@@ -261,8 +266,15 @@ def _draw_run_curves(
     if best is not None:
         idx = int(np.flatnonzero(epochs == best)[0])
         ax_acc.axvline(best, color=color, linestyle=":", linewidth=1)
-        ax_acc.plot([best], [history_values(history, "val_acc")[idx] * 100.0], marker="*", markersize=14,
-                    color=color, linestyle="none", label=f"{label} best (epoch {best})")
+        ax_acc.plot(
+            [best],
+            [history_values(history, "val_acc")[idx] * 100.0],
+            marker="*",
+            markersize=14,
+            color=color,
+            linestyle="none",
+            label=f"{label} best (epoch {best})",
+        )
     return losses
 
 
@@ -270,7 +282,9 @@ def _finish_loss_and_accuracy(ax_loss: Axes, ax_acc: Axes, loss_log: bool) -> No
     """Scales, labels, grids and legends of the loss and accuracy panels."""
     if loss_log:
         _log_axis(ax_loss)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss" + (" (log scale)" if loss_log else ""), title="Loss")
+    ax_loss.set(
+        xlabel="epoch", ylabel="cross-entropy loss" + (" (log scale)" if loss_log else ""), title="Loss"
+    )
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(True, alpha=0.3)
@@ -295,7 +309,9 @@ def _draw_lr_panel(
         _log_axis(ax_lr)
     else:
         ax_lr.set_ylim(bottom=0)
-    ax_lr.set(xlabel="epoch", ylabel="learning rate" + (" (log scale)" if lr_log else ""), title="Learning rate")
+    ax_lr.set(
+        xlabel="epoch", ylabel="learning rate" + (" (log scale)" if lr_log else ""), title="Learning rate"
+    )
     ax_lr.grid(True, alpha=0.3)
     if len(labels) > 1:
         ax_lr.legend(fontsize="small")

@@ -11,8 +11,15 @@ def test_degradation_verdict_same_direction_in_a_single_run():
     errors = {"plain20": 0.10, "plain56": 0.15, "resnet20": 0.09, "resnet56": 0.06}
     v = dg.degradation_verdict(errors, num_classes=10, dataset="shapes10")
     plain, resnet = v.comparisons
-    assert (plain.family, plain.shallow, plain.deep, plain.expected) == ("plain", "plain20", "plain56", "higher")
-    assert plain.difference == pytest.approx(0.05) and plain.status == "same direction" and plain.paper_direction
+    assert (plain.family, plain.shallow, plain.deep, plain.expected) == (
+        "plain",
+        "plain20",
+        "plain56",
+        "higher",
+    )
+    assert (
+        plain.difference == pytest.approx(0.05) and plain.status == "same direction" and plain.paper_direction
+    )
     assert (resnet.expected, resnet.status) == ("lower", "same direction")
     assert resnet.difference == pytest.approx(-0.03)
     assert v.missing == () and v.paper_direction is True
@@ -33,12 +40,20 @@ def test_degradation_verdict_same_direction_in_a_single_run():
 
 def test_degradation_verdict_compares_shallowest_with_deepest_and_reads_a_series():
     pd = pytest.importorskip("pandas")
-    errors = pd.Series({"resnet110": 0.05, "plain32": 0.30, "resnet20": 0.10, "plain110": 0.40, "plain20": 0.20})
+    errors = pd.Series(
+        {"resnet110": 0.05, "plain32": 0.30, "resnet20": 0.10, "plain110": 0.40, "plain20": 0.20}
+    )
     v = dg.degradation_verdict(errors, num_classes=10)
-    assert [(c.shallow, c.deep) for c in v.comparisons] == [("plain20", "plain110"), ("resnet20", "resnet110")]
+    assert [(c.shallow, c.deep) for c in v.comparisons] == [
+        ("plain20", "plain110"),
+        ("resnet20", "resnet110"),
+    ]
     assert list(v.same_depth) == [20, 110]
     # No dataset given.
-    assert v.lines[-1] == "Degradation result of He et al. (Fig. 6): same direction as the paper in this single run."
+    assert (
+        v.lines[-1]
+        == "Degradation result of He et al. (Fig. 6): same direction as the paper in this single run."
+    )
 
 
 def test_degradation_verdict_too_close_and_opposite_direction():
@@ -51,7 +66,10 @@ def test_degradation_verdict_too_close_and_opposite_direction():
     assert resnet.status == "too close to call" and not resnet.paper_direction
     assert v.paper_direction is False and v.overall == "not the paper's direction in this run"
     assert v.reliable  # at equal depth the residual net is as good or better
-    assert v.lines[-1] == "Degradation result of He et al. (Fig. 6) on cifar10: not the paper's direction in this run."
+    assert (
+        v.lines[-1]
+        == "Degradation result of He et al. (Fig. 6) on cifar10: not the paper's direction in this run."
+    )
     # A wider margin turns the plain result into "too close", a zero margin the resnet one into "same direction".
     assert dg.degradation_verdict(errors, 10, margin=0.03).comparisons[0].status == "too close to call"
     assert dg.degradation_verdict(errors, 10, margin=0.0).comparisons[1].status == "same direction"
@@ -96,7 +114,10 @@ def test_degradation_verdict_flags_a_plain_net_ahead_at_equal_depth():
     assert v.lines[-3] == (
         "Degradation result of He et al. (Fig. 6) on shapes10: same direction as the paper in this single run."
     )
-    assert v.lines[-2] == "⚠️ depth 20: the plain net's training error is lower than the residual net's by 32.51 points."
+    assert (
+        v.lines[-2]
+        == "⚠️ depth 20: the plain net's training error is lower than the residual net's by 32.51 points."
+    )
     assert v.lines[-1].startswith("⚠️ Unreliable: this run is dominated by early-training effects")
     assert v.warnings == v.lines[-2:]
     # Exactly SAME_DEPTH_MARGIN ahead is not flagged; a smaller margin flags it.

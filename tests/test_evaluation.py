@@ -113,7 +113,8 @@ def test_classification_report_matches_hand_computation():
 def test_most_confused_ranking():
     table = ev.most_confused(LABELS, PREDS, CLASSES)
     assert list(zip(table["true"], table["predicted"], table["count"], strict=True)) == [
-        ("dog", "cat", 2), ("cat", "dog", 1)
+        ("dog", "cat", 2),
+        ("cat", "dog", 1),
     ]
     assert table["fraction"].iloc[0] == pytest.approx(2 / 3)
     assert len(ev.most_confused(LABELS, PREDS, CLASSES, k=1)) == 1
