@@ -2,7 +2,7 @@
 
 One module per concept (see ``docs/ARCHITECTURE.md``): ``models``, ``inspection``, ``profiles``, ``data``,
 ``shapes``, ``transforms``, ``loaders``, ``datavis``, ``training``, ``checkpoints``, ``inference``,
-``plots``, ``evaluation``, ``introspection``, ``checks``, ``widgets``, ``gui`` and the
+``plots``, ``evaluation``, ``degradation``, ``introspection``, ``checks``, ``widgets``, ``gui`` and the
 command line in ``cli`` (``python -m resnet_course --help``).
 """
 

@@ -422,30 +422,23 @@ _BASIC_BLOCK_HINTS = {
 }
 
 
-def _check_one_block(
-    student_cls: type, inplanes: int, planes: int, stride: int, generator: torch.Generator
-) -> None:
-    from .models import BasicBlock, conv1x1
+def _projection(inplanes: int, planes: int, stride: int) -> nn.Module | None:
+    """The shortcut of a block: ``None`` (identity) or a 1×1 convolution + BatchNorm projection."""
+    from .models import conv1x1
 
-    downsample = None
-    if stride != 1 or inplanes != planes:
-        downsample = nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
-    case = f"StudentBlock({inplanes}, {planes}, stride={stride}" + (
-        ", downsample=...)" if downsample else ")"
-    )
-    ref = BasicBlock(inplanes, planes, stride, downsample)
-    randomize_batchnorm(ref, generator)
-    ref.eval()
+    if stride == 1 and inplanes == planes:
+        return None
+    return nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
 
-    student_downsample = None
-    if downsample is not None:
-        student_downsample = nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
+
+def _student_block(student_cls: type, inplanes: int, planes: int, stride: int, case: str) -> nn.Module:
+    """The student's block built with a fresh shortcut like the reference's; a :class:`Hint` if not a module."""
     block = student_call(
         student_cls,
         inplanes,
         planes,
         stride,
-        student_downsample,
+        _projection(inplanes, planes, stride),
         what=case,
         hint="the constructor takes (inplanes, planes, stride=1, downsample=None), like torchvision's BasicBlock",
     )
@@ -454,7 +447,11 @@ def _check_one_block(
             f"{case} is a {type(block).__name__}, not an nn.Module",
             "subclass torch.nn.Module and call super().__init__()",
         )
+    return block
 
+
+def _check_block_parameters(block: nn.Module, ref: nn.Module, case: str) -> None:
+    """A :class:`Hint` when the student's parameter names or shapes differ from the reference's."""
     missing, unexpected, wrong = _state_dict_diff(block, ref)
     if any(k.endswith(".bias") and k.startswith("conv") for k in unexpected):
         raise Hint(
@@ -473,11 +470,12 @@ def _check_one_block(
             f"{case}: the parameter shapes differ from the reference ({_state_dict_diff_text([], [], wrong)})",
             "conv1 maps inplanes → planes (3×3), conv2 maps planes → planes (3×3); bn1 and bn2 have planes channels",
         )
-    block.load_state_dict(ref.state_dict())
-    block.eval()
 
-    x = torch.randn(2, inplanes, 8, 8, generator=generator)
-    expected_shape = (2, planes, 8 // stride, 8 // stride)
+
+def _student_block_output(
+    block: nn.Module, x: torch.Tensor, case: str, expected_shape: tuple[int, ...]
+) -> torch.Tensor:
+    """The student's forward pass on ``x``; a :class:`Hint` if it changes ``x`` or returns a wrong shape."""
     x_copy = x.clone()
     with torch.no_grad():
         out = student_call(
@@ -497,10 +495,14 @@ def _check_one_block(
         )
     if tuple(out.shape) != expected_shape:
         hint = "the stride goes on conv1 (the first 3×3 convolution); conv2 always has stride 1"
-        if out.shape[1] != planes:
+        if out.shape[1] != expected_shape[1]:
             hint = "conv1 maps inplanes → planes channels and conv2 planes → planes"
         raise Hint(f"{case}: output shape {tuple(out.shape)}, expected {expected_shape}", hint)
+    return out
 
+
+def _compare_block_output(out: torch.Tensor, ref: nn.Module, x: torch.Tensor, case: str) -> None:
+    """Nothing when ``out`` is the reference's output; else a :class:`Hint` naming the mistake it matches."""
     variants = _basic_block_variants(ref, x)
     if torch.allclose(out, variants["correct"], atol=1e-5, rtol=1e-4):
         return
@@ -513,6 +515,30 @@ def _check_one_block(
         "check the order: conv1 → bn1 → ReLU → conv2 → bn2, then + identity, then ReLU "
         "(with identity = self.downsample(x) when downsample is given)",
     )
+
+
+def _check_one_block(
+    student_cls: type, inplanes: int, planes: int, stride: int, generator: torch.Generator
+) -> None:
+    """Check one configuration of the student's block against the reference; a :class:`Hint` on a mistake."""
+    from .models import BasicBlock
+
+    downsample = _projection(inplanes, planes, stride)
+    case = f"StudentBlock({inplanes}, {planes}, stride={stride}" + (
+        ", downsample=...)" if downsample else ")"
+    )
+    ref = BasicBlock(inplanes, planes, stride, downsample)
+    randomize_batchnorm(ref, generator)
+    ref.eval()
+
+    block = _student_block(student_cls, inplanes, planes, stride, case)
+    _check_block_parameters(block, ref, case)
+    block.load_state_dict(ref.state_dict())
+    block.eval()
+
+    x = torch.randn(2, inplanes, 8, 8, generator=generator)
+    out = _student_block_output(block, x, case, (2, planes, 8 // stride, 8 // stride))
+    _compare_block_output(out, ref, x, case)
 
 
 @friendly_check

@@ -1,5 +1,6 @@
-"""Analysing predictions: confusion matrix, per-class report, most-confused pairs, mistakes, run tables,
-and the degradation verdict of notebook 01 (:func:`degradation_verdict`).
+"""Analysing predictions: confusion matrix, per-class report, most-confused pairs, mistakes, run tables.
+
+The degradation verdict of notebook 01 lives in :mod:`resnet_course.degradation`.
 
 Predictions are duck-typed so that this module does not import :mod:`resnet_course.training`: anything
 with the attributes (or a mapping with the keys) ``labels`` (true classes, ``(N,)``), ``preds``
@@ -14,8 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from .plots import new_subplots, split_model_name
+from .plots import new_subplots
 
 __all__ = [
     "confusion",
@@ -38,13 +38,6 @@ __all__ = [
     "plot_mistakes",
     "plot_confusion_pair",
     "results_table",
-    "DEGRADATION_MARGIN",
-    "CHANCE_MARGIN",
-    "SAME_DEPTH_MARGIN",
-    "near_chance",
-    "DepthComparison",
-    "DegradationVerdict",
-    "degradation_verdict",
 ]
 
 
@@ -78,7 +71,9 @@ def _class_names(classes: int | Sequence[str]) -> list[str]:
     return names
 
 
-def _check_pair(labels: Any, preds: Any, classes: int | Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _check_pair(
+    labels: Any, preds: Any, classes: int | Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     y_true = _as_int_array(labels, "labels")
     y_pred = _as_int_array(preds, "preds")
     if y_true.shape != y_pred.shape:
@@ -108,7 +103,9 @@ def _unpack_predictions(predictions: Any) -> tuple[np.ndarray, np.ndarray, np.nd
     labels = _as_int_array(_field(predictions, "labels"), "labels")
     preds = _as_int_array(_field(predictions, "preds"), "preds")
     probs = _field(predictions, "probs")
-    probs = np.asarray(probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else probs, dtype=float)
+    probs = np.asarray(
+        probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else probs, dtype=float
+    )
     if probs.ndim != 2 or probs.shape[0] != len(labels) or len(preds) != len(labels):
         raise ValueError(
             f"Predictions must have labels (N,), preds (N,) and probs (N, C); got {labels.shape}, "
@@ -191,7 +188,9 @@ def plot_confusion_matrix(
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     total = int(confusion(labels, preds, classes).sum())
-    ax.set_title(title or f"Confusion matrix ({'row-normalised, %' if normalize else 'counts'}; {total} images)")
+    ax.set_title(
+        title or f"Confusion matrix ({'row-normalised, %' if normalize else 'counts'}; {total} images)"
+    )
     fig.tight_layout()
     return fig
 
@@ -231,9 +230,7 @@ def classification_report(labels: Any, preds: Any, classes: int | Sequence[str])
     return report
 
 
-def most_confused(
-    labels: Any, preds: Any, classes: int | Sequence[str], k: int | None = 10
-) -> pd.DataFrame:
+def most_confused(labels: Any, preds: Any, classes: int | Sequence[str], k: int | None = 10) -> pd.DataFrame:
     """The off-diagonal cells of the confusion matrix, largest first: which true class is taken for which.
 
     Columns: ``true``, ``predicted`` (names), ``true_index``, ``pred_index``, ``count`` and
@@ -258,8 +255,9 @@ def most_confused(
     ]
     columns = ["true", "predicted", "true_index", "pred_index", "count", "fraction"]
     table = pd.DataFrame(rows, columns=columns)
-    table = table.sort_values(["count", "fraction", "true_index", "pred_index"],
-                              ascending=[False, False, True, True], kind="stable").reset_index(drop=True)
+    table = table.sort_values(
+        ["count", "fraction", "true_index", "pred_index"], ascending=[False, False, True, True], kind="stable"
+    ).reset_index(drop=True)
     return table if k is None else table.head(k)
 
 
@@ -331,7 +329,9 @@ def to_display_images(
             m = np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
             s = np.asarray(std, dtype=np.float32).reshape(1, -1, 1, 1)
             if m.shape[1] != out.shape[1] or s.shape[1] != out.shape[1]:
-                raise ValueError(f"mean/std need one value per channel ({out.shape[1]}), got {len(mean)}/{len(std)}")
+                raise ValueError(
+                    f"mean/std need one value per channel ({out.shape[1]}), got {len(mean)}/{len(std)}"
+                )
             out = out * s + m
         elif out.size and (out.min() < -1e-3 or out.max() > 1 + 1e-3):
             raise ValueError(
@@ -400,7 +400,9 @@ def plot_mistakes(
     names = _class_names(classes)
     n_images = len(images)
     if n_images != len(labels):
-        raise ValueError(f"got {n_images} images for {len(labels)} predictions; pass the evaluated images in order")
+        raise ValueError(
+            f"got {n_images} images for {len(labels)} predictions; pass the evaluated images in order"
+        )
     t = None if true_class is None else _class_index(true_class, names, "true_class")
     p = None if pred_class is None else _class_index(pred_class, names, "pred_class")
     idx = mistake_indices(predictions, true_class=t, pred_class=p, k=k)
@@ -408,11 +410,19 @@ def plot_mistakes(
     captions = [
         f"true: {names[labels[i]]}\npred: {names[preds[i]]} ({probs[i, preds[i]] * 100:.0f}%)" for i in idx
     ]
-    what = "" if t is None and p is None else (
-        f" ({names[t] if t is not None else 'any'} → {names[p] if p is not None else 'any'})"
+    what = (
+        ""
+        if t is None and p is None
+        else (f" ({names[t] if t is not None else 'any'} → {names[p] if p is not None else 'any'})")
     )
-    fig = _gallery(shown, np.arange(len(idx)), captions, ncols=ncols,
-                   title=title or f"Most confident mistakes{what}", empty_message=f"no mistakes{what}")
+    fig = _gallery(
+        shown,
+        np.arange(len(idx)),
+        captions,
+        ncols=ncols,
+        title=title or f"Most confident mistakes{what}",
+        empty_message=f"no mistakes{what}",
+    )
     fig.mistake_indices = idx  # type: ignore[attr-defined]
     return fig
 
@@ -438,8 +448,18 @@ def plot_confusion_pair(
 ) -> Figure:
     """Gallery of the images of one true class predicted as one other class (e.g. ``"cat"`` → ``"dog"``),
     most confident first — pick the pair from :func:`most_confused`."""
-    return plot_mistakes(images, predictions, classes, k=k, true_class=true_class, pred_class=pred_class,
-                         mean=mean, std=std, ncols=ncols, title=title)
+    return plot_mistakes(
+        images,
+        predictions,
+        classes,
+        k=k,
+        true_class=true_class,
+        pred_class=pred_class,
+        mean=mean,
+        std=std,
+        ncols=ncols,
+        title=title,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -468,10 +488,14 @@ def results_table(
     """
     frame = runs.copy() if isinstance(runs, pd.DataFrame) else pd.DataFrame(list(runs))
     if frame.empty:
-        raise ValueError("no runs given: pass a list of dicts like {'name': ..., 'accuracy': ..., 'seed': ...}")
+        raise ValueError(
+            "no runs given: pass a list of dicts like {'name': ..., 'accuracy': ..., 'seed': ...}"
+        )
     missing = [c for c in (name, *metrics) if c not in frame.columns]
     if missing:
-        raise ValueError(f"run records lack {missing}; each needs {name!r} and {list(metrics)} (got {list(frame.columns)})")
+        raise ValueError(
+            f"run records lack {missing}; each needs {name!r} and {list(metrics)} (got {list(frame.columns)})"
+        )
     for m in metrics:
         try:
             frame[m] = pd.to_numeric(frame[m])
@@ -489,281 +513,3 @@ def results_table(
         ]
     table.index.name = name
     return table
-
-
-# --------------------------------------------------------------------------------------------------
-# The degradation verdict (He et al. 2015, Fig. 1 and 6)
-# --------------------------------------------------------------------------------------------------
-
-DEGRADATION_MARGIN = 0.005
-"""Default margin (0.5 percentage points): a smaller difference in training error is "too close to call"."""
-
-CHANCE_MARGIN = 0.05
-"""A net whose training error is above ``1 - 1/num_classes - CHANCE_MARGIN`` (5 points) is near chance level.
-
-Used by :func:`degradation_verdict` (such a comparison is inconclusive) and by :func:`near_chance`, which
-notebook 01 uses to warn that a whole run is still near chance."""
-
-SAME_DEPTH_MARGIN = 0.03
-"""A plain net ahead of the residual net of the same depth by more than this (3 points of training error)
-flags the run as dominated by early-training effects (see :attr:`DegradationVerdict.plain_ahead`)."""
-
-Status = Literal[
-    "same direction",
-    "too close to call",
-    "opposite direction",
-    "inconclusive: a network is still at chance level",
-]
-_EXPECTED: dict[str, Literal["higher", "lower"]] = {"plain": "higher", "resnet": "lower"}
-
-
-def near_chance(error: float, num_classes: int, margin: float = CHANCE_MARGIN) -> bool:
-    """True when a training error (fraction) is above ``1 - 1/num_classes - margin``: no real learning yet."""
-    return float(error) > 1.0 - 1.0 / num_classes - margin
-
-
-@dataclass(frozen=True)
-class DepthComparison:
-    """The shallowest and the deepest net of one family, compared by final-epoch training error.
-
-    ``difference`` is ``deep_error - shallow_error`` (fractions in [0, 1]); ``expected`` is what He et al.
-    report for the deeper net of the family (plain: ``"higher"`` error, resnet: ``"lower"``); ``status`` is
-    one of ``"same direction"`` (as the paper), ``"too close to call"``, ``"opposite direction"`` and
-    ``"inconclusive: a network is still at chance level"``; ``text`` is the one-line summary.
-    """
-
-    family: str
-    shallow: str
-    deep: str
-    shallow_error: float
-    deep_error: float
-    difference: float
-    expected: Literal["higher", "lower"]
-    status: Status
-    text: str
-
-    @property
-    def reproduced(self) -> bool:
-        """True when the paper's direction showed by more than the margin (and neither net is at chance)."""
-        return self.status == "same direction"
-
-
-@dataclass(frozen=True)
-class DegradationVerdict:
-    """Result of :func:`degradation_verdict`.
-
-    Attributes:
-        comparisons: one :class:`DepthComparison` per family with at least two depths (plain first).
-        missing: a line for each family with fewer than two depths, which cannot show a depth trend.
-        same_depth: ``{depth: (plain error, residual error)}`` for every depth with both nets.
-        reproduced: ``True`` when both families were compared and both went the paper's way in this run,
-            ``False`` when both were compared and one did not, ``None`` when a family could not be compared.
-            One run per net is one sample: ``True`` is not a measurement of the effect.
-        dataset: the dataset name written in the overall line (may be empty).
-        plain_ahead: ``{depth: residual error - plain error}`` for every depth where the plain net beats the
-            residual one by more than ``same_depth_margin``. Such a run is dominated by early-training
-            effects (the nets left chance level at different times), so its depth comparisons are unreliable.
-    """
-
-    comparisons: tuple[DepthComparison, ...]
-    missing: tuple[str, ...]
-    same_depth: dict[int, tuple[float, float]]
-    reproduced: bool | None
-    dataset: str = ""
-    plain_ahead: dict[int, float] = field(default_factory=dict)
-
-    @property
-    def reliable(self) -> bool:
-        """False when a plain net beats the residual net of its depth by more than the margin."""
-        return not self.plain_ahead
-
-    @property
-    def overall(self) -> str | None:
-        """The overall result in words, or ``None`` without both families.
-
-        ``"same direction as the paper in this single run"`` or ``"not the paper's direction in this run"``:
-        with one run per net, never more than that.
-        """
-        if self.reproduced is None:
-            return None
-        return "same direction as the paper in this single run" if self.reproduced else (
-            "not the paper's direction in this run"
-        )
-
-    @property
-    def warnings(self) -> list[str]:
-        """The sanity warning: a line per depth in :attr:`plain_ahead`, then what it means; empty if none."""
-        if not self.plain_ahead:
-            return []
-        return [
-            f"⚠️ depth {depth}: the plain net's training error is lower than the residual net's by {100 * gap:.2f} points."
-            for depth, gap in self.plain_ahead.items()
-        ] + [
-            "⚠️ Unreliable: this run is dominated by early-training effects (the nets left chance level at "
-            "different times), so the depth comparisons above may reflect that timing rather than depth: "
-            "treat the verdict as unreliable."
-        ]
-
-    @property
-    def lines(self) -> list[str]:
-        """The report by line: comparisons, missing families, same-depth pairs, overall line, warnings."""
-        out = [c.text for c in self.comparisons] + list(self.missing)
-        out += [
-            f"depth {depth}: plain {plain:.2%} vs residual {residual:.2%} training error"
-            for depth, (plain, residual) in self.same_depth.items()
-        ]
-        if self.overall is not None or self.warnings:
-            out.append("")
-        if self.overall is not None:
-            where = f" on {self.dataset}" if self.dataset else ""
-            out.append(f"Degradation result of He et al. (Fig. 6){where}: {self.overall}.")
-        return out + self.warnings
-
-    @property
-    def text(self) -> str:
-        """:attr:`lines` joined with newlines, ready to ``print``."""
-        return "\n".join(self.lines)
-
-    def __str__(self) -> str:
-        return self.text
-
-
-def _compare(
-    family: str,
-    shallow: tuple[str, float],
-    deep: tuple[str, float],
-    margin: float,
-    chance_error: float,
-    chance_margin: float,
-) -> DepthComparison:
-    (shallow_name, e_shallow), (deep_name, e_deep) = shallow, deep
-    expected = _EXPECTED[family]
-    diff = e_deep - e_shallow
-    # A difference of exactly ``margin`` (up to float rounding, e.g. 0.305 - 0.300) is too close to call.
-    too_close = abs(diff) <= margin + 1e-12
-    status: Status
-    # A net that has not started learning proves nothing, whatever the difference.
-    if max(e_shallow, e_deep) > chance_error - chance_margin:  # the rule of near_chance
-        status = "inconclusive: a network is still at chance level"
-    elif too_close:
-        status = "too close to call"
-    elif (diff > 0) == (expected == "higher"):
-        status = "same direction"
-    else:
-        status = "opposite direction"
-    relation = (f"higher by {100 * diff:.2f} points" if diff > 0
-                else f"lower by {-100 * diff:.2f} points" if diff < 0 else "equal")
-    text = (
-        f"{deep_name} vs {shallow_name}: training error {e_deep:.2%} vs {e_shallow:.2%} ({relation}); "
-        f"paper: {expected} → {status}"
-    )
-    return DepthComparison(family, shallow_name, deep_name, e_shallow, e_deep, diff, expected, status, text)
-
-
-def degradation_verdict(
-    final_train_errors: Mapping[str, float] | pd.Series,
-    num_classes: int,
-    *,
-    margin: float = DEGRADATION_MARGIN,
-    dataset: str = "",
-    chance_margin: float = CHANCE_MARGIN,
-    same_depth_margin: float = SAME_DEPTH_MARGIN,
-) -> DegradationVerdict:
-    """Whether one run goes the way of He et al.'s degradation result (2015, Fig. 1 / 6).
-
-    For each family the deepest net is compared with the shallowest: the deeper **plain** net should end with
-    the *higher* training error, the deeper **residual** net with the *lower*. A comparison is
-
-    * ``"same direction"`` (as the paper) when the difference goes the paper's way by more than ``margin``;
-    * ``"too close to call"`` when it is at most ``margin`` either way (one run is one sample);
-    * ``"opposite direction"`` when it goes the other way by more than ``margin``;
-    * ``"inconclusive: a network is still at chance level"`` when either net's error is above
-      ``1 - 1/num_classes - chance_margin`` — whatever the difference.
-
-    One run per net is a single sample, so the overall line says at most "same direction as the paper in this
-    single run", never "reproduced". A sanity check guards against a run that only measures how early each net
-    left chance level: when a plain net beats the residual net of the same depth by more than
-    ``same_depth_margin``, the verdict lists the depth in :attr:`DegradationVerdict.plain_ahead` and its text
-    ends with a warning that the verdict is unreliable.
-
-    Args:
-        final_train_errors: ``{model name: final-epoch training error}``, errors as fractions in [0, 1]
-            (``1 - history.train_acc[-1]``; a pandas Series works too). Names like ``"plain20"`` /
-            ``"resnet56"`` (see :func:`resnet_course.plots.split_model_name`).
-        num_classes: number of classes (chance error is ``1 - 1/num_classes``).
-        margin: smallest difference in training error (a fraction) that counts as a result
-            (:data:`DEGRADATION_MARGIN`).
-        dataset: dataset name for the overall line, e.g. ``"shapes10"``.
-        chance_margin: a net within this of chance-level error has not started learning
-            (:data:`CHANCE_MARGIN`).
-        same_depth_margin: how far a plain net may be ahead of the residual net of its depth before the run is
-            flagged (:data:`SAME_DEPTH_MARGIN`).
-
-    Returns a :class:`DegradationVerdict`; ``print(verdict.text)`` gives the report. ``verdict.reproduced`` is
-    ``True`` only when both families have two depths and both comparisons are ``"same direction"``.
-
-    Raises:
-        ValueError: no errors, a name that is not ``plain<N>``/``resnet<N>``, an error outside [0, 1] or NaN,
-            ``num_classes < 2`` or a negative margin.
-    """
-    errors = {str(name): float(err) for name, err in final_train_errors.items()}
-    if not errors:
-        raise ValueError(
-            "no training errors given: pass {model name: final training error}, e.g. {'plain20': 0.12}"
-        )
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
-    margins = {"margin": margin, "chance_margin": chance_margin, "same_depth_margin": same_depth_margin}
-    for what, value in margins.items():
-        if not value >= 0:
-            raise ValueError(
-                f"{what} must be a non-negative fraction (0.005 = 0.5 percentage points), got {value}"
-            )
-    for name, err in errors.items():
-        if not 0.0 <= err <= 1.0:
-            raise ValueError(
-                f"training error of {name!r} is {err}, expected a fraction in [0, 1] "
-                "(1 - accuracy, not a percentage)"
-            )
-    parsed = {name: split_model_name(name) for name in errors}
-    chance_error = 1.0 - 1.0 / num_classes
-
-    comparisons: list[DepthComparison] = []
-    missing: list[str] = []
-    for family in ("plain", "resnet"):
-        members = sorted((n for n in errors if parsed[n][0] == family), key=lambda n: parsed[n][1])
-        if len(members) >= 2:
-            shallow, deep = members[0], members[-1]
-            comparisons.append(
-                _compare(
-                    family,
-                    (shallow, errors[shallow]),
-                    (deep, errors[deep]),
-                    margin,
-                    chance_error,
-                    chance_margin,
-                )
-            )
-        elif members:
-            missing.append(
-                f"{family}: only {members[0]} in this run — one depth cannot show the depth trend."
-            )
-        else:
-            missing.append(f"{family}: no {family} network in this run — its depth trend is untested.")
-
-    by_name = {parsed[n]: errors[n] for n in errors}
-    same_depth = {
-        depth: (by_name[("plain", depth)], by_name[("resnet", depth)])
-        for depth in sorted({d for _, d in parsed.values()})
-        if ("plain", depth) in by_name and ("resnet", depth) in by_name
-    }
-    # A difference of exactly the margin (up to float rounding) is not flagged, as in _compare.
-    plain_ahead = {
-        depth: residual - plain
-        for depth, (plain, residual) in same_depth.items()
-        if residual - plain > same_depth_margin + 1e-12
-    }
-    reproduced = all(c.reproduced for c in comparisons) if len(comparisons) == 2 else None
-    return DegradationVerdict(
-        tuple(comparisons), tuple(missing), same_depth, reproduced, str(dataset), plain_ahead
-    )

@@ -187,7 +187,9 @@ def plot_feature_maps(
     layers: list[tuple[str, Tensor]] = []
     for name, t in maps.items():
         if t.ndim != 4:
-            raise ValueError(f"feature map {name!r} has shape {tuple(t.shape)}; expected (N, C, H, W) (a conv layer)")
+            raise ValueError(
+                f"feature map {name!r} has shape {tuple(t.shape)}; expected (N, C, H, W) (a conv layer)"
+            )
         if not 0 <= index < t.shape[0]:
             raise ValueError(f"index {index} is outside the batch of {t.shape[0]} for {name!r}")
         layers.append((name, t[index, :max_channels].float()))
@@ -367,7 +369,6 @@ def plot_gradient_flow(
 
     if not results:
         raise ValueError("results is empty: pass {label: gradient_norms(model, x, y)} for one or more models")
-    model_names = set(list_models())
     styles = dict(linestyles or {})
     unknown = sorted(set(styles) - set(results))
     if unknown:
@@ -378,6 +379,26 @@ def plot_gradient_flow(
         fig = ax.figure
         if fig.get_layout_engine() is None:
             fig.set_layout_engine("constrained")
+    lines = _draw_gradient_lines(ax, results, relative_depth, styles, set(list_models()))
+    ax.set_yscale("log")
+    ax.set_xlabel(
+        "relative depth (layer / number of layers)" if relative_depth else "weighted layer (forward order)"
+    )
+    ax.set_ylabel("gradient norm ‖∂L/∂W‖₂")
+    ax.grid(True, which="both", alpha=0.3)
+    _legend_below(ax, fig, lines)
+    ax.set_title(title or "Gradient flow after one backward pass")
+    return fig
+
+
+def _draw_gradient_lines(
+    ax: Axes,
+    results: Mapping[str, Sequence[tuple[str, float]]],
+    relative_depth: bool,
+    styles: Mapping[str, str],
+    model_names: set[str],
+) -> dict[int, list[Any]]:
+    """One line per label (colour = network depth, style = model or variant); ``{depth: its lines}``."""
     lines: dict[int, list[Any]] = {}  # depth -> its lines, in the order given
     for label, norms in results.items():
         values = np.array([float(v) for _, v in norms])
@@ -398,11 +419,11 @@ def plot_gradient_flow(
             label=f"{label} ({len(values)} layers)",
         )
         lines.setdefault(net_depth, []).append(line)
-    ax.set_yscale("log")
-    ax.set_xlabel("relative depth (layer / number of layers)" if relative_depth else "weighted layer (forward order)")
-    ax.set_ylabel("gradient norm ‖∂L/∂W‖₂")
-    ax.grid(True, which="both", alpha=0.3)
-    # Below the x label (an offset in points, so it does not depend on the Axes' height).
+    return lines
+
+
+def _legend_below(ax: Axes, fig: Figure, lines: dict[int, list[Any]]) -> None:
+    """The legend below the x label (an offset in points, so it does not depend on the Axes' height)."""
     handles, ncol = _legend_grid(list(lines.values()))
     below = offset_copy(ax.transAxes, fig=fig, y=-34, units="points")
     ax.legend(
@@ -414,8 +435,6 @@ def plot_gradient_flow(
         ncol=ncol,
         frameon=False,
     )
-    ax.set_title(title or "Gradient flow after one backward pass")
-    return fig
 
 
 def parameter_grad_norms(model: nn.Module) -> pd.DataFrame:
@@ -442,8 +461,16 @@ def parameter_grad_norms(model: nn.Module) -> pd.DataFrame:
                 "grad_non_finite": False if g is None else not finite,
             }
         )
-    columns = ["name", "shape", "numel", "requires_grad", "grad_norm", "grad_is_none", "grad_is_zero",
-               "grad_non_finite"]
+    columns = [
+        "name",
+        "shape",
+        "numel",
+        "requires_grad",
+        "grad_norm",
+        "grad_is_none",
+        "grad_is_zero",
+        "grad_non_finite",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -496,10 +523,14 @@ def computation_graph(
     if isinstance(out, tuple | list):
         out = out[0]
     if not isinstance(out, Tensor) or out.grad_fn is None:
-        raise ValueError("the model's output does not depend on any parameter that requires grad; nothing to draw")
+        raise ValueError(
+            "the model's output does not depend on any parameter that requires grad; nothing to draw"
+        )
     with warnings.catch_warnings():  # torchviz compares versions with the deprecated distutils LooseVersion
         warnings.simplefilter("ignore", DeprecationWarning)
-        return make_dot(out, params=dict(model.named_parameters()), show_attrs=show_attrs, show_saved=show_saved)
+        return make_dot(
+            out, params=dict(model.named_parameters()), show_attrs=show_attrs, show_saved=show_saved
+        )
 
 
 def render_graph(graph: Any, path: str | Path, *, format: str = "svg") -> Path:
@@ -582,9 +613,13 @@ def grad_cam(
     finally:
         handle.remove()
     if not captured or captured[0].ndim != 4:
-        raise ValueError("the chosen layer must output a feature map (1, K, h, w); pick a convolutional stage")
+        raise ValueError(
+            "the chosen layer must output a feature map (1, K, h, w); pick a convolutional stage"
+        )
     if logits.ndim != 2:
-        raise ValueError(f"expected the model to return logits (1, num_classes), got shape {tuple(logits.shape)}")
+        raise ValueError(
+            f"expected the model to return logits (1, num_classes), got shape {tuple(logits.shape)}"
+        )
     num_classes = logits.shape[1]
     cls = int(logits.argmax(dim=1)) if target_class is None else int(target_class)
     if not 0 <= cls < num_classes:
@@ -626,7 +661,9 @@ def plot_grad_cam(
     shown = to_display_images(image, mean, std)[0]
     heat = cam.detach().cpu().float().numpy() if isinstance(cam, Tensor) else np.asarray(cam, dtype=float)
     if heat.shape != shown.shape[:2]:
-        raise ValueError(f"cam has shape {heat.shape} but the image is {shown.shape[:2]}; use grad_cam's output")
+        raise ValueError(
+            f"cam has shape {heat.shape} but the image is {shown.shape[:2]}; use grad_cam's output"
+        )
     if not np.isfinite(heat).all() or (heat < 0).any():
         raise ValueError("cam must be finite and non-negative, as grad_cam returns it")
     peak = float(heat.max())

@@ -43,6 +43,7 @@ __all__ = [
     "plot_results",
 ]
 
+
 def new_figure(**kwargs: Any) -> Figure:
     """A new Figure owned by the caller: made by pyplot (so Jupyter can render it) and closed there at once.
 
@@ -53,7 +54,9 @@ def new_figure(**kwargs: Any) -> Figure:
     return fig
 
 
-def new_subplots(nrows: int = 1, ncols: int = 1, *, squeeze: bool = True, **kwargs: Any) -> tuple[Figure, Any]:
+def new_subplots(
+    nrows: int = 1, ncols: int = 1, *, squeeze: bool = True, **kwargs: Any
+) -> tuple[Figure, Any]:
     """``plt.subplots`` for a caller-owned figure (see :func:`new_figure`); ``kwargs`` go to the Figure."""
     fig = new_figure(**kwargs)
     return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
@@ -126,7 +129,9 @@ def _as_runs(histories: Any, labels: Sequence[str] | None) -> list[tuple[str, An
         raise ValueError("no histories to plot: pass a History, a list of them or a {label: History} dict")
     if labels is not None:
         if len(labels) != len(runs):
-            raise ValueError(f"got {len(labels)} labels for {len(runs)} histories; pass one label per history")
+            raise ValueError(
+                f"got {len(labels)} labels for {len(runs)} histories; pass one label per history"
+            )
         runs = [(str(lab), h) for lab, (_, h) in zip(labels, runs, strict=True)]
     return runs
 
@@ -230,58 +235,96 @@ def plot_training_curves(
     losses: list[np.ndarray] = []
     schedules: list[tuple[np.ndarray, np.ndarray]] = []
     for i, (label, h) in enumerate(runs):
-        color = colors[i % len(colors)]
-        epochs = np.asarray(_field(h, "epoch"), dtype=float)
-        for key, ax, scale in (("loss", ax_loss, 1.0), ("acc", ax_acc, 100.0)):
-            train = history_values(h, f"train_{key}") * scale
-            val = history_values(h, f"val_{key}") * scale
-            ax.plot(epochs, train, "-", color=color, marker="o", markersize=3, label=f"{label} train")
-            if np.isfinite(val).any():
-                ax.plot(epochs, val, "--", color=color, marker="s", markersize=3, label=f"{label} val")
-            if key == "loss":
-                losses += [train, val]
-        best = best_epoch(h) if mark_best else None
-        if best is not None:
-            idx = int(np.flatnonzero(epochs == best)[0])
-            ax_acc.axvline(best, color=color, linestyle=":", linewidth=1)
-            ax_acc.plot([best], [history_values(h, "val_acc")[idx] * 100.0], marker="*", markersize=14,
-                        color=color, linestyle="none", label=f"{label} best (epoch {best})")
-        schedules.append((epochs, history_values(h, "lr")))
+        losses += _draw_run_curves(ax_loss, ax_acc, label, h, colors[i % len(colors)], mark_best)
+        schedules.append((np.asarray(_field(h, "epoch"), dtype=float), history_values(h, "lr")))
     loss_log = loss_scale == "log" or (loss_scale == "auto" and _loss_wants_log(losses))
-    if loss_log:
-        _log_axis(ax_loss)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss" + (" (log scale)" if loss_log else ""), title="Loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+    _finish_loss_and_accuracy(ax_loss, ax_acc, loss_log)
     if show_lr:
-        ax_lr = axes[0, 2]
-        if len(runs) > 1 and _same_schedule(schedules):
-            ax_lr.plot(*schedules[0], "-", color="0.2", marker="o", markersize=3, label="all runs")
-        else:
-            for i, ((label, _), (epochs, lr)) in enumerate(zip(runs, schedules, strict=True)):
-                ax_lr.plot(epochs, lr, "-", color=colors[i % len(colors)], marker="o", markersize=3, label=label)
-        lr_log = lr_scale == "log" or (lr_scale == "auto" and _lr_wants_log([lr for _, lr in schedules]))
-        if lr_log:
-            _log_axis(ax_lr)
-        else:
-            ax_lr.set_ylim(bottom=0)
-        ax_lr.set(xlabel="epoch", ylabel="learning rate" + (" (log scale)" if lr_log else ""),
-                  title="Learning rate")
-        ax_lr.grid(True, alpha=0.3)
-        if len(runs) > 1:
-            ax_lr.legend(fontsize="small")
-    n_epochs = int(max((np.nanmax(e) for _, h in runs if len(e := history_values(h, "epoch"))), default=0))
-    for ax in axes[0]:
-        if 0 < n_epochs <= 12:  # few epochs: one tick per epoch (a locator would add fractional ticks)
-            ax.set_xticks(range(1, n_epochs + 1))
-        else:
-            ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        _draw_lr_panel(axes[0, 2], [label for label, _ in runs], schedules, colors, lr_scale)
+    _epoch_ticks(axes[0], runs)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _draw_run_curves(
+    ax_loss: Axes, ax_acc: Axes, label: str, history: Any, color: str, mark_best: bool
+) -> list[np.ndarray]:
+    """One run's loss and accuracy (train solid, validation dashed) and its best-epoch mark; returns its losses."""
+    epochs = np.asarray(_field(history, "epoch"), dtype=float)
+    losses: list[np.ndarray] = []
+    for key, ax, scale in (("loss", ax_loss, 1.0), ("acc", ax_acc, 100.0)):
+        train = history_values(history, f"train_{key}") * scale
+        val = history_values(history, f"val_{key}") * scale
+        ax.plot(epochs, train, "-", color=color, marker="o", markersize=3, label=f"{label} train")
+        if np.isfinite(val).any():
+            ax.plot(epochs, val, "--", color=color, marker="s", markersize=3, label=f"{label} val")
+        if key == "loss":
+            losses += [train, val]
+    best = best_epoch(history) if mark_best else None
+    if best is not None:
+        idx = int(np.flatnonzero(epochs == best)[0])
+        ax_acc.axvline(best, color=color, linestyle=":", linewidth=1)
+        ax_acc.plot(
+            [best],
+            [history_values(history, "val_acc")[idx] * 100.0],
+            marker="*",
+            markersize=14,
+            color=color,
+            linestyle="none",
+            label=f"{label} best (epoch {best})",
+        )
+    return losses
+
+
+def _finish_loss_and_accuracy(ax_loss: Axes, ax_acc: Axes, loss_log: bool) -> None:
+    """Scales, labels, grids and legends of the loss and accuracy panels."""
+    if loss_log:
+        _log_axis(ax_loss)
+    ax_loss.set(
+        xlabel="epoch", ylabel="cross-entropy loss" + (" (log scale)" if loss_log else ""), title="Loss"
+    )
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+
+
+def _draw_lr_panel(
+    ax_lr: Axes,
+    labels: Sequence[str],
+    schedules: Sequence[tuple[np.ndarray, np.ndarray]],
+    colors: Sequence[str],
+    lr_scale: str,
+) -> None:
+    """The learning-rate panel: one line per run, or one ``"all runs"`` line when the schedules agree."""
+    if len(labels) > 1 and _same_schedule(schedules):
+        ax_lr.plot(*schedules[0], "-", color="0.2", marker="o", markersize=3, label="all runs")
+    else:
+        for i, (label, (epochs, lr)) in enumerate(zip(labels, schedules, strict=True)):
+            ax_lr.plot(epochs, lr, "-", color=colors[i % len(colors)], marker="o", markersize=3, label=label)
+    lr_log = lr_scale == "log" or (lr_scale == "auto" and _lr_wants_log([lr for _, lr in schedules]))
+    if lr_log:
+        _log_axis(ax_lr)
+    else:
+        ax_lr.set_ylim(bottom=0)
+    ax_lr.set(
+        xlabel="epoch", ylabel="learning rate" + (" (log scale)" if lr_log else ""), title="Learning rate"
+    )
+    ax_lr.grid(True, alpha=0.3)
+    if len(labels) > 1:
+        ax_lr.legend(fontsize="small")
+
+
+def _epoch_ticks(axes: Sequence[Axes], runs: Sequence[tuple[str, Any]]) -> None:
+    """One tick per epoch for runs of at most 12 epochs, integer ticks otherwise."""
+    n_epochs = int(max((np.nanmax(e) for _, h in runs if len(e := history_values(h, "epoch"))), default=0))
+    for ax in axes:
+        if 0 < n_epochs <= 12:  # few epochs: one tick per epoch (a locator would add fractional ticks)
+            ax.set_xticks(range(1, n_epochs + 1))
+        else:
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
 
 
 _MODEL_NAME = re.compile(r"(plain|resnet)([1-9][0-9]*)")
