@@ -238,27 +238,10 @@ def _module_version(name: str) -> tuple[str, bool]:
     return str(version), True
 
 
-def _cifar10_location(root: Path) -> Path | None:
-    for candidate in (root / "cifar-10-batches-py", root / "cifar10" / "cifar-10-batches-py"):
-        if (candidate / "data_batch_1").is_file() and (candidate / "test_batch").is_file():
-            return candidate
-    return None
-
-
-def environment_report() -> EnvironmentReport:
-    """Check what the course needs; one :class:`EnvRow` (item, value, ok, how to fix) per item.
-
-    Items: Python, torch, torchvision (and that their compiled operators match), the device, the profile,
-    the data directory, CIFAR-10, a custom dataset when ``RESNET_COURSE_DATASET`` names a folder, torchinfo,
-    torchviz and Graphviz's ``dot``.
-    """
-    from .devices import default_device
-    from .profiles import DATA_ENV, DATASET_ENV, PROFILE_ENV, data_dir, get_profile
-
-    rows = EnvironmentReport()
+def _python_and_torch_rows() -> list[EnvRow]:
+    """Python, torch and torchvision (whose compiled operators must match torch)."""
     py_ok = sys.version_info >= (3, 10)
-    rows.append(EnvRow("Python", platform.python_version(), py_ok, "" if py_ok else "install Python ≥ 3.10"))
-
+    rows = [EnvRow("Python", platform.python_version(), py_ok, "" if py_ok else "install Python ≥ 3.10")]
     torch_version = torch.__version__
     torch_ok = torch_version.startswith("2.14")
     rows.append(EnvRow("torch", torch_version, torch_ok, "" if torch_ok else _TORCH_FIX))
@@ -273,96 +256,119 @@ def environment_report() -> EnvironmentReport:
         else:
             tv_ok = tv_version.startswith("0.29")
     rows.append(EnvRow("torchvision", tv_version, tv_ok, "" if tv_ok else _TORCH_FIX))
+    return rows
+
+
+def _device_row() -> EnvRow:
+    from .devices import default_device
 
     device = default_device()
     device_fix = "" if device.type != "cpu" else "fine: the smoke and cpu profiles are sized for CPUs"
     name = device.type
     if device.type == "cuda":
         name += f" ({torch.cuda.get_device_name(0)})"
-    rows.append(EnvRow("device", name, True, device_fix))
+    return EnvRow("device", name, True, device_fix)
 
-    profile = None
+
+def _profile_row() -> tuple[EnvRow, Any]:
+    """The profile row and the active profile (``None`` when the environment names an invalid one)."""
+    from .profiles import DATASET_ENV, PROFILE_ENV, get_profile
+
     try:
         profile = get_profile()
-        rows.append(EnvRow("profile", f"{profile.name} ({profile.chosen_by})", True, ""))
     except ValueError as err:
-        rows.append(
-            EnvRow("profile", "invalid", False, f"{err} — fix or unset {PROFILE_ENV} / {DATASET_ENV}")
-        )
+        fix = f"{err} — fix or unset {PROFILE_ENV} / {DATASET_ENV}"
+        return EnvRow("profile", "invalid", False, fix), None
+    return EnvRow("profile", f"{profile.name} ({profile.chosen_by})", True, ""), profile
 
-    root = data_dir()
+
+def _data_dir_row(root: Path) -> EnvRow:
+    from .profiles import DATA_ENV
+
     if root.is_dir():
         writable = os.access(root, os.W_OK)
-        rows.append(
-            EnvRow(
-                "data directory",
-                str(root),
-                writable,
-                "" if writable else f"make it writable or set {DATA_ENV}",
-            )
+        return EnvRow(
+            "data directory", str(root), writable, "" if writable else f"make it writable or set {DATA_ENV}"
         )
-    else:
-        parent = next((p for p in root.parents if p.exists()), None)
-        creatable = parent is not None and os.access(parent, os.W_OK)
-        rows.append(
-            EnvRow(
-                "data directory",
-                f"{root} (created on first use)",
-                creatable,
-                "" if creatable else f"set {DATA_ENV} to a writable folder",
-            )
-        )
+    parent = next((p for p in root.parents if p.exists()), None)
+    creatable = parent is not None and os.access(parent, os.W_OK)
+    return EnvRow(
+        "data directory",
+        f"{root} (created on first use)",
+        creatable,
+        "" if creatable else f"set {DATA_ENV} to a writable folder",
+    )
 
-    cifar = _cifar10_location(root)
-    wants_cifar = profile is not None and profile.dataset == "cifar10"
+
+def _cifar10_row(root: Path, wants_cifar: bool) -> EnvRow:
+    """CIFAR-10 found exactly where :func:`~resnet_course.data.load_cifar10` reads it
+    (:func:`~resnet_course.data.cifar10_folder`, the function the loader uses)."""
+    from .data import cifar10_folder
+
+    cifar = cifar10_folder(root)
     if cifar is not None:
-        rows.append(EnvRow("CIFAR-10", f"found in {cifar}", True, ""))
-    else:
-        rows.append(
-            EnvRow(
-                "CIFAR-10",
-                "not found",
-                not wants_cifar,
-                "downloaded on first use when online; offline: extract cifar-10-python.tar.gz "
-                f"(https://www.cs.toronto.edu/~kriz/cifar.html) into {root}. "
-                + (
-                    "Until then the notebooks use shapes10 and say so."
-                    if wants_cifar
-                    else "Not needed by this profile."
-                ),
-            )
-        )
+        return EnvRow("CIFAR-10", f"found in {cifar}", True, "")
+    return EnvRow(
+        "CIFAR-10",
+        "not found",
+        not wants_cifar,
+        "downloaded on first use when online; offline: extract cifar-10-python.tar.gz "
+        f"(https://www.cs.toronto.edu/~kriz/cifar.html) into {root}. "
+        + (
+            "Until then the notebooks use shapes10 and say so."
+            if wants_cifar
+            else "Not needed by this profile."
+        ),
+    )
 
-    if profile is not None and profile.dataset not in ("cifar10", "shapes10"):
-        folder = Path(profile.dataset)
-        sub = folder / "train" if (folder / "train").is_dir() else folder
-        classes = sorted(p.name for p in sub.iterdir() if p.is_dir() and not p.name.startswith("."))
-        ok = len(classes) >= 2
-        rows.append(
-            EnvRow(
-                "your dataset",
-                f"{folder}: {len(classes)} classes"
-                + (f" ({', '.join(classes[:5])}{', …' if len(classes) > 5 else ''})" if classes else ""),
-                ok,
-                ""
-                if ok
-                else "an ImageFolder needs one subfolder per class (at least two), optionally under train/ and test/",
-            )
-        )
 
+def _custom_dataset_row(dataset: str) -> EnvRow:
+    folder = Path(dataset)
+    sub = folder / "train" if (folder / "train").is_dir() else folder
+    classes = sorted(p.name for p in sub.iterdir() if p.is_dir() and not p.name.startswith("."))
+    ok = len(classes) >= 2
+    return EnvRow(
+        "your dataset",
+        f"{folder}: {len(classes)} classes"
+        + (f" ({', '.join(classes[:5])}{', …' if len(classes) > 5 else ''})" if classes else ""),
+        ok,
+        ""
+        if ok
+        else "an ImageFolder needs one subfolder per class (at least two), optionally under train/ and test/",
+    )
+
+
+def _tool_rows() -> list[EnvRow]:
+    """torchinfo, torchviz and Graphviz's ``dot``."""
+    rows = []
     for module in ("torchinfo", "torchviz"):
         version, ok = _module_version(module)
         rows.append(EnvRow(module, version, ok, "" if ok else f"pip install {module}"))
-
     dot = shutil.which("dot")
-    rows.append(
-        EnvRow(
-            "Graphviz dot",
-            dot or "not found",
-            dot is not None,
-            "" if dot else f"only needed to draw computation graphs (notebooks 03, 07): {_GRAPHVIZ_FIX}",
-        )
-    )
+    fix = "" if dot else f"only needed to draw computation graphs (notebooks 03, 07): {_GRAPHVIZ_FIX}"
+    rows.append(EnvRow("Graphviz dot", dot or "not found", dot is not None, fix))
+    return rows
+
+
+def environment_report() -> EnvironmentReport:
+    """Check what the course needs; one :class:`EnvRow` (item, value, ok, how to fix) per item.
+
+    Items: Python, torch, torchvision (and that their compiled operators match), the device, the profile,
+    the data directory, CIFAR-10 (where :func:`~resnet_course.data.load_cifar10` reads it), a custom dataset
+    when ``RESNET_COURSE_DATASET`` names a folder, torchinfo, torchviz and Graphviz's ``dot``.
+    """
+    from .profiles import data_dir
+
+    rows = EnvironmentReport(_python_and_torch_rows())
+    rows.append(_device_row())
+    profile_row, profile = _profile_row()
+    rows.append(profile_row)
+    root = data_dir()
+    rows.append(_data_dir_row(root))
+    rows.append(_cifar10_row(root, wants_cifar=profile is not None and profile.dataset == "cifar10"))
+    if profile is not None and profile.dataset not in ("cifar10", "shapes10"):
+        rows.append(_custom_dataset_row(profile.dataset))
+    rows.extend(_tool_rows())
     return rows
 
 

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .images import ImageError, prepare_image, resize_and_crop
+
 __all__ = [
     "ImageTensors",
     "DataBundle",
@@ -39,6 +41,7 @@ __all__ = [
     "load_data",
     "load_profile_data",
     "load_cifar10",
+    "cifar10_folder",
     "load_imagefolder",
     "compute_mean_std",
     "mean_per_image_std",
@@ -80,8 +83,8 @@ CIFAR10_TEST_FILES = ["test_batch"]
 CIFAR10_META_FILE = "batches.meta"
 SHAPES10_DEFAULT_SIZES = (10_000, 2_000)  # (train, test) images generated when no size is asked for
 SHAPES10_SEEDS = (0, 1)  # generator seeds of the shapes10 train and test parts (fixed: it is one dataset)
+SHAPES10_NOTICE = "Using the generated offline dataset 'shapes10' (drawn shapes), not CIFAR-10."
 MAX_BYTES = 4 * 1024**3  # refuse to decode more than this into memory
-_BAD_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 class DataError(RuntimeError):
@@ -163,7 +166,10 @@ class ImageTensors(torch.utils.data.Dataset):
         relabel = torch.full((len(self.classes),), -1, dtype=torch.int64)
         relabel[ids] = torch.arange(len(ids))
         return ImageTensors(
-            self.images[keep].clone(), relabel[self.labels[keep]], [self.classes[i] for i in ids], self.transform
+            self.images[keep].clone(),
+            relabel[self.labels[keep]],
+            [self.classes[i] for i in ids],
+            self.transform,
         )
 
     def with_transform(self, transform: Callable[[torch.Tensor], Any] | None) -> ImageTensors:
@@ -350,17 +356,14 @@ def stratified_subset(labels: Any, size: int | None, seed: int = 0) -> np.ndarra
 
 
 def resize_images(images: torch.Tensor, image_size: int, batch_size: int = 1024) -> torch.Tensor:
-    """Resize uint8 images ``(N, 3, H, W)`` so the shorter side is ``image_size`` (antialiased), center-crop
-    to ``image_size × image_size``."""
-    from torchvision.transforms.v2 import functional as TF
-
+    """Resize uint8 images ``(N, 3, H, W)`` so the shorter side is ``image_size`` and centre-crop to
+    ``image_size × image_size``: :func:`~resnet_course.images.resize_and_crop` (the resize every single image
+    gets in :func:`~resnet_course.images.prepare_image`), ``batch_size`` images at a time."""
     if images.shape[-2:] == (image_size, image_size):
         return images
-    out = [
-        TF.center_crop(TF.resize(images[i : i + batch_size], [image_size], antialias=True), [image_size])
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(out)
+    return torch.cat(
+        [resize_and_crop(images[i : i + batch_size], image_size) for i in range(0, len(images), batch_size)]
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -493,6 +496,27 @@ def _read_cifar_batches(root: Path, files: list[str]) -> tuple[torch.Tensor, tor
     return torch.cat(datas), torch.cat(labels)
 
 
+def _cifar10_root(root: str | Path | None) -> Path:
+    from .profiles import data_dir
+
+    return Path(root).expanduser() if root is not None else data_dir()
+
+
+def _missing_cifar10_files(root: Path) -> list[str]:
+    """The names of the batch and meta files :func:`load_cifar10` reads that are not in its folder."""
+    folder = root / CIFAR10_FOLDER
+    needed = CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES + [CIFAR10_META_FILE]
+    return [name for name in needed if not (folder / name).is_file()]
+
+
+def cifar10_folder(root: str | Path | None = None) -> Path | None:
+    """The folder :func:`load_cifar10` reads — ``root/cifar-10-batches-py`` (``root`` defaults to
+    :func:`~resnet_course.profiles.data_dir`) — when every file it needs is there, else ``None`` (then
+    :func:`load_cifar10` downloads, or fails with ``download=False``). Their content is not checked."""
+    base = _cifar10_root(root)
+    return None if _missing_cifar10_files(base) else base / CIFAR10_FOLDER
+
+
 def load_cifar10(
     root: str | Path | None = None, *, download: bool = True, timeout: float = 10.0
 ) -> tuple[ImageTensors, ImageTensors]:
@@ -504,20 +528,17 @@ def load_cifar10(
     where the files were expected, how to get them by hand and how to use ``shapes10`` instead) or
     :class:`CorruptDatasetError` (a damaged archive or batch file, with how to fix it).
     """
-    from .profiles import data_dir
-
-    root = Path(root).expanduser() if root is not None else data_dir()
+    root = _cifar10_root(root)
     folder = root / CIFAR10_FOLDER
-    needed = CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES + [CIFAR10_META_FILE]
-    missing = [name for name in needed if not (folder / name).is_file()]
-    if missing:
+    if cifar10_folder(root) is None:
+        missing = _missing_cifar10_files(root)
         if not download:
             raise DatasetUnavailableError(
                 f"CIFAR-10 files are missing from {folder} ({', '.join(missing)}) and downloading is "
                 "switched off.\n" + _cifar_help(root)
             )
         _download_cifar10(root, timeout)
-        missing = [name for name in needed if not (folder / name).is_file()]
+        missing = _missing_cifar10_files(root)
         if missing:
             raise CorruptDatasetError(
                 f"the CIFAR-10 archive was extracted but {', '.join(missing)} are missing from {folder}: the "
@@ -546,20 +567,6 @@ def load_cifar10(
 # --------------------------------------------------------------------------------------------------
 
 
-def _load_image(path: str, image_size: int) -> torch.Tensor:
-    """Decode one file into a uint8 ``(3, image_size, image_size)`` tensor (RGB, shorter side resized, centre
-    crop). Raises on anything that is not a readable image."""
-    from torchvision.transforms.v2 import functional as TF
-
-    with Image.open(path) as img:
-        img.load()
-        if img.mode == "P" and "transparency" in img.info:
-            img = img.convert("RGBA")
-        img = img.convert("RGB")
-        img = TF.center_crop(TF.resize(img, [image_size], antialias=True), [image_size])
-        return TF.pil_to_tensor(img)
-
-
 def _read_image_folder(
     folder: Path, image_size: int, on_bad_file: str, classes: list[str] | None = None
 ) -> ImageTensors:
@@ -584,9 +591,9 @@ def _read_image_folder(
     images, labels, bad = [], [], []
     for path, label in discovered.samples:
         try:
-            images.append(_load_image(path, image_size))
-        except _BAD_IMAGE_ERRORS as err:
-            bad.append(f"{path} ({type(err).__name__}: {err})")
+            images.append(prepare_image(path, image_size))
+        except ImageError as err:  # names the file and why
+            bad.append(str(err))
             continue
         labels.append(remap[label])
     if bad:
@@ -625,8 +632,9 @@ def load_imagefolder(
 
     Layouts: ``root/train/<class>/…`` and ``root/test/<class>/…`` (optionally ``root/val/<class>/…``, else
     ``val`` is ``None``), or ``root/<class>/…`` split into train/test by a seeded stratified
-    ``test_fraction``. Grayscale, palette and RGBA images become RGB; the shorter side is resized to
-    ``image_size`` and the centre cropped. Unreadable or non-image files are listed in a warning and
+    ``test_fraction``. Every file goes through :func:`~resnet_course.images.prepare_image`, as in inference:
+    turned upright (EXIF), made RGB (transparency composited on white), shorter side resized to
+    ``image_size``, centre cropped. Unreadable or non-image files are listed in a warning and
     skipped (``on_bad_file="warn"``) or raise ``ValueError`` naming them (``"raise"``).
     """
     root = Path(root).expanduser()
@@ -695,6 +703,75 @@ def _shapes10(train_size: int | None, test_size: int | None) -> tuple[ImageTenso
     return make_shapes10(n_train, SHAPES10_SEEDS[0]), make_shapes10(n_test, SHAPES10_SEEDS[1])
 
 
+@dataclass
+class _Parts:
+    """What one ``spec`` gives before subsets, the validation split and resizing."""
+
+    name: str
+    train: ImageTensors
+    test: ImageTensors
+    val: ImageTensors | None = None
+    notice: str = ""
+    root: str | None = None
+
+
+def _cifar10_parts(
+    root: str | Path | None,
+    *,
+    download: bool,
+    timeout: float,
+    fallback: bool,
+    sizes: tuple[int | None, int | None],
+) -> _Parts:
+    """CIFAR-10, or (``fallback``) shapes10 with a loud notice saying why; ``sizes``: shapes10's
+    ``(train_size, test_size)``."""
+    try:
+        train, test = load_cifar10(root, download=download, timeout=timeout)
+    except DataError as err:
+        if not fallback:
+            raise
+        train, test = _shapes10(*sizes)
+        first_line = str(err).splitlines()[0]
+        notice = (
+            "NOTICE: CIFAR-10 could not be loaded, so this run uses the generated offline dataset 'shapes10' "
+            "(10 classes of drawn shapes) instead. Accuracies are NOT comparable to CIFAR-10 results.\n"
+            f"Reason: {first_line}\n" + "\n".join(str(err).splitlines()[1:])
+        ).rstrip()
+        return _Parts("shapes10", train, test, notice=notice)
+    return _Parts("cifar10", train, test, root=str(_cifar10_root(root)))
+
+
+def _imagefolder_parts(
+    spec: str | Path, key: str, *, image_size: int | None, test_fraction: float, seed: int, on_bad_file: str
+) -> _Parts:
+    path = Path(key).expanduser()
+    if not path.is_dir():
+        raise ValueError(
+            f"unknown dataset {spec!r}: give 'cifar10', 'shapes10' or the path of an existing "
+            "ImageFolder root"
+        )
+    train, val, test = load_imagefolder(
+        path, image_size=image_size or 32, test_fraction=test_fraction, seed=seed, on_bad_file=on_bad_file
+    )
+    return _Parts(path.name or str(path), train, test, val=val, root=str(path.resolve()))
+
+
+def _resize_parts(parts: _Parts, image_size: int) -> _Parts:
+    """All parts resized (shorter side) and centre-cropped to ``image_size`` by :func:`resize_images`."""
+    present = [p for p in (parts.train, parts.test, parts.val) if p is not None]
+    for part in present:
+        if len(part) * 3 * image_size**2 > MAX_BYTES:
+            raise ValueError(
+                f"{len(part)} images at {image_size} px exceed the in-memory limit of "
+                f"{MAX_BYTES / 1024**3:.0f} GB; use train_size/test_size or a smaller image_size"
+            )
+    resized = [
+        replace(p, images=resize_images(p.images, image_size)) if p is not None else None
+        for p in (parts.train, parts.test, parts.val)
+    ]
+    return replace(parts, train=resized[0], test=resized[1], val=resized[2])
+
+
 def load_data(
     spec: str | Path,
     root: str | Path | None = None,
@@ -719,81 +796,45 @@ def load_data(
     ``train_size``/``test_size`` take seeded stratified subsets of the training/test parts (``None``: all);
     the validation part is then carved out of the training part by :func:`stratified_split` with
     ``val_fraction`` (``0``: no validation part, unless the ImageFolder has a ``val/`` folder). ``image_size``
-    resizes the images (default: 32 for CIFAR-10/shapes10 and ImageFolders). ``mean``/``std`` are computed
+    resizes the images (shorter side, then centre crop: :func:`~resnet_course.images.resize_and_crop`;
+    default: 32 for CIFAR-10/shapes10 and ImageFolders). ``mean``/``std`` are computed
     from the final training part.
 
     With ``fallback=True``, a CIFAR-10 that is absent and cannot be downloaded, or corrupted, is replaced by
     ``shapes10`` and ``notice`` says so loudly; otherwise a :class:`DataError` explains what to do.
     """
     key = str(spec).strip()
-    val_part: ImageTensors | None = None
-    notice = ""
-    data_root: str | None = None
     if key.lower() == "cifar10":
-        try:
-            train, test = load_cifar10(root, download=download, timeout=timeout)
-            name = "cifar10"
-            from .profiles import data_dir
-
-            data_root = str(Path(root).expanduser() if root is not None else data_dir())
-        except DataError as err:
-            if not fallback:
-                raise
-            train, test = _shapes10(train_size, test_size)
-            name = "shapes10"
-            first_line = str(err).splitlines()[0]
-            notice = (
-                "NOTICE: CIFAR-10 could not be loaded, so this run uses the generated offline dataset "
-                "'shapes10' "
-                "(10 classes of drawn shapes) instead. Accuracies are NOT comparable to CIFAR-10 results.\n"
-                f"Reason: {first_line}\n" + "\n".join(str(err).splitlines()[1:])
-            ).rstrip()
+        sizes = (train_size, test_size)
+        parts = _cifar10_parts(root, download=download, timeout=timeout, fallback=fallback, sizes=sizes)
     elif key.lower() == "shapes10":
         train, test = _shapes10(train_size, test_size)
-        name = "shapes10"
-        notice = "Using the generated offline dataset 'shapes10' (drawn shapes), not CIFAR-10."
+        parts = _Parts("shapes10", train, test, notice=SHAPES10_NOTICE)
     else:
-        path = Path(key).expanduser()
-        if not path.is_dir():
-            raise ValueError(
-                f"unknown dataset {spec!r}: give 'cifar10', 'shapes10' or the path of an existing "
-                "ImageFolder root"
-            )
-        train, val_part, test = load_imagefolder(
-            path, image_size=image_size or 32, test_fraction=test_fraction, seed=seed, on_bad_file=on_bad_file
+        parts = _imagefolder_parts(
+            spec, key, image_size=image_size, test_fraction=test_fraction, seed=seed, on_bad_file=on_bad_file
         )
-        name = path.name or str(path)
-        data_root = str(path.resolve())
-
-    train = train.subset(stratified_subset(train.labels, train_size, seed)) if train_size else train
-    test = test.subset(stratified_subset(test.labels, test_size, seed)) if test_size else test
-    if val_part is None and val_fraction > 0:
-        keep, held = stratified_split(train.labels, val_fraction, seed)
-        train, val_part = train.subset(keep), train.subset(held)
+    if train_size:
+        parts.train = parts.train.subset(stratified_subset(parts.train.labels, train_size, seed))
+    if test_size:
+        parts.test = parts.test.subset(stratified_subset(parts.test.labels, test_size, seed))
+    if parts.val is None and val_fraction > 0:
+        keep, held = stratified_split(parts.train.labels, val_fraction, seed)
+        parts.train, parts.val = parts.train.subset(keep), parts.train.subset(held)
     if image_size is not None:
-        parts = [train, test] + ([val_part] if val_part is not None else [])
-        for part in parts:
-            if len(part) * 3 * image_size**2 > MAX_BYTES:
-                raise ValueError(
-                    f"{len(part)} images at {image_size} px exceed the in-memory limit of "
-                    f"{MAX_BYTES / 1024**3:.0f} GB; use train_size/test_size or a smaller image_size"
-                )
-        train = replace(train, images=resize_images(train.images, image_size))
-        test = replace(test, images=resize_images(test.images, image_size))
-        if val_part is not None:
-            val_part = replace(val_part, images=resize_images(val_part.images, image_size))
-    mean, std = compute_mean_std(train)
+        parts = _resize_parts(parts, image_size)
+    mean, std = compute_mean_std(parts.train)
     return DataBundle(
-        name=name,
-        train=train,
-        val=val_part,
-        test=test,
-        classes=list(train.classes),
+        name=parts.name,
+        train=parts.train,
+        val=parts.val,
+        test=parts.test,
+        classes=list(parts.train.classes),
         mean=mean,
         std=std,
-        image_size=train.image_size[0],
-        notice=notice,
-        root=data_root,
+        image_size=parts.train.image_size[0],
+        notice=parts.notice,
+        root=parts.root,
     )
 
 

@@ -62,10 +62,11 @@ except ImportError as _exc:  # pragma: no cover - exercised only where PySide6 i
     ) from _exc
 
 import torch
-from PIL import Image
+from PIL import ExifTags, Image
 
 from resnet_course.checkpoints import CheckpointError
-from resnet_course.inference import Classifier, ImageError
+from resnet_course.images import ImageError, rgb_image
+from resnet_course.inference import Classifier
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -235,15 +236,18 @@ class _FolderJob(_Job):
 def _load_preview(path: Path) -> tuple[QImage, tuple[int, int], str]:
     """Decode ``path`` with Pillow into a display copy at most ``PREVIEW_MAX_SIDE`` px per side.
 
-    Returns ``(QImage, (width, height) of the original, original PIL mode)``. Runs in the worker thread
+    The preview is prepared like the model's input (:func:`~resnet_course.images.rgb_image`: turned upright
+    by its EXIF orientation, transparency composited on white). Returns ``(QImage, upright (width, height) of
+    the original, original PIL mode)``. Runs in the worker thread
     (``QImage`` is safe there, ``QPixmap`` is not). Raises :class:`ImageError` naming the file.
     """
     try:
         with Image.open(path) as img:
-            size, mode = img.size, img.mode
+            turned = img.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)  # quarter turns
+            size, mode = (img.height, img.width) if turned else img.size, img.mode
             img.draft("RGB", (PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))  # JPEG: decode at reduced scale
             img.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
-            rgba = img.convert("RGBA")
+            rgba = rgb_image(img).convert("RGBA")  # as the model sees it: upright, transparency on white
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageError(
             f"{path}: cannot be read as an image ({exc}); pick a PNG, JPEG, BMP or similar file"

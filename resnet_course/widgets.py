@@ -2,7 +2,7 @@
 
 :func:`classifier_widget` is the notebook twin of the desktop app in :mod:`resnet_course.gui`; both go
 through :class:`resnet_course.inference.Classifier`, so they show exactly what ``Classifier.predict``
-returns. The probability bars are ipywidgets ``FloatProgress`` bars, so the widget needs no plotting back
+returns, and the image shown is prepared as the model's input is (upright, transparency on white). The probability bars are ipywidgets ``FloatProgress`` bars, so the widget needs no plotting back
 end and its state can be read back in tests.
 """
 
@@ -18,6 +18,7 @@ import ipywidgets as widgets
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from resnet_course.images import rgb_image
 from resnet_course.inference import Classifier
 
 __all__ = ["ClassifierWidget", "classifier_widget"]
@@ -48,8 +49,9 @@ def _to_pil(image: Any) -> Image.Image:
 
 
 def _display_png(image: Image.Image) -> bytes:
-    """PNG bytes of ``image`` scaled to ``DISPLAY_SIDE`` px (small images enlarged with sharp pixels)."""
-    img = image.convert("RGBA") if image.mode in ("RGBA", "LA", "P") else image.convert("RGB")
+    """PNG bytes of ``image`` as the model gets it before resizing (:func:`~resnet_course.images.rgb_image`:
+    upright, transparency on white), scaled to ``DISPLAY_SIDE`` px (small images enlarged, sharp pixels)."""
+    img = rgb_image(image)
     scale = DISPLAY_SIDE / max(img.size)
     size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
     resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from resnet_course import checks
+from resnet_course import data as D
 from resnet_course.checks import (
     CheckResult,
     ExerciseFailed,
@@ -85,6 +86,9 @@ def test_friendly_check_prints_then_fails_the_cell(capsys):
 # --------------------------------------------------------------------------------------------------
 
 
+CIFAR10_FILES = [*D.CIFAR10_TRAIN_FILES, *D.CIFAR10_TEST_FILES, D.CIFAR10_META_FILE]
+
+
 def test_environment_report_rows(monkeypatch, tmp_path):
     monkeypatch.setenv("RESNET_COURSE_PROFILE", "smoke")
     monkeypatch.setenv("RESNET_COURSE_DATA", str(tmp_path))
@@ -109,11 +113,47 @@ def test_environment_report_rows(monkeypatch, tmp_path):
     assert "<table>" in report._repr_html_() and "CIFAR-10" in str(report)
 
     (tmp_path / "cifar-10-batches-py").mkdir()
-    for name in ("data_batch_1", "test_batch"):
+    for name in CIFAR10_FILES:
         (tmp_path / "cifar-10-batches-py" / name).write_bytes(b"")
     monkeypatch.setenv("RESNET_COURSE_PROFILE", "cpu")
     items = {row.item: row for row in checks.environment_report()}
     assert items["CIFAR-10"].ok and "found" in items["CIFAR-10"].value
+
+
+@pytest.mark.parametrize(
+    "folder, names",
+    [
+        ("cifar10/cifar-10-batches-py", CIFAR10_FILES),  # one level too deep: load_cifar10 never looks there
+        ("cifar-10-batches-py", ["data_batch_1", "test_batch"]),  # right place; batches 2-5 and meta missing
+    ],
+    ids=["nested", "incomplete"],
+)
+def test_environment_report_finds_cifar10_only_where_the_loader_reads_it(
+    monkeypatch, tmp_path, folder, names
+):
+    """The report used to say "found" for both layouts, where load_cifar10 would download (or fail)."""
+    (tmp_path / folder).mkdir(parents=True)
+    for name in names:
+        (tmp_path / folder / name).write_bytes(b"")
+    monkeypatch.setenv("RESNET_COURSE_DATA", str(tmp_path))
+    monkeypatch.setenv("RESNET_COURSE_PROFILE", "cpu")
+    monkeypatch.delenv("RESNET_COURSE_DATASET", raising=False)
+    items = {row.item: row for row in checks.environment_report()}
+    assert items["CIFAR-10"].value == "not found" and not items["CIFAR-10"].ok
+    assert D.cifar10_folder() is None
+    with pytest.raises(D.DatasetUnavailableError, match="missing"):
+        D.load_cifar10(download=False)
+
+
+def test_environment_report_names_the_folder_load_cifar10_reads(monkeypatch, tiny_cifar_root):
+    monkeypatch.setenv("RESNET_COURSE_DATA", str(tiny_cifar_root))
+    monkeypatch.setenv("RESNET_COURSE_PROFILE", "cpu")
+    monkeypatch.delenv("RESNET_COURSE_DATASET", raising=False)
+    items = {row.item: row for row in checks.environment_report()}
+    folder = D.cifar10_folder()
+    assert folder == tiny_cifar_root / "cifar-10-batches-py"
+    assert items["CIFAR-10"].ok and items["CIFAR-10"].value == f"found in {folder}"
+    assert len(D.load_cifar10(download=False)[0]) == 100
 
 
 def test_environment_report_flags_missing_cifar_and_bad_profile(monkeypatch, tmp_path):

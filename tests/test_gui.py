@@ -202,6 +202,18 @@ def test_huge_image_is_downscaled_for_display(qtbot, window, files, classifier) 
     assert [n for n, _ in shown_bars(window)] == [n for n, _ in classifier.predict([files["huge"]])[0]]
 
 
+def test_exif_rotated_photo_is_shown_upright_as_the_model_sees_it(qtbot, window, tmp_path) -> None:
+    photo = Image.new("RGB", (60, 40), (220, 30, 30))
+    photo.paste((20, 40, 220), (0, 20, 60, 40))  # stored: red top, blue bottom
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90° clockwise: 40 wide, 60 high
+    photo.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    open_image(qtbot, window, tmp_path / "phone.jpg")
+    assert "40×60 px" in window.image_caption.text()
+    width, height = window.displayed_pixmap_size()
+    assert width / height == pytest.approx(40 / 60, rel=0.05)
+
+
 @pytest.mark.parametrize("key", ["text", "corrupt"])
 def test_non_image_or_corrupt_file_gives_a_message(qtbot, window, files, key) -> None:
     load(qtbot, window, files["ckpt"])

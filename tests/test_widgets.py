@@ -99,6 +99,23 @@ def test_bad_upload_is_a_readable_message_and_a_good_one_recovers(classifier: Cl
     assert_same(widget.displayed_predictions(), classifier.predict([rgba], top_k=5)[0])
 
 
+def test_the_image_shown_is_upright_with_transparency_on_white(classifier: Classifier) -> None:
+    widget = classifier_widget(classifier)
+    clear = Image.new("RGBA", (8, 12), (0, 0, 0, 0))  # fully transparent, stored black
+    exif = Image.Exif()
+    exif[0x0112] = 8  # shown turned 90° counter-clockwise: 12 wide, 8 high
+    buffer = io.BytesIO()
+    clear.save(buffer, format="PNG", exif=exif)
+    upload(widget, "clear.png", buffer.getvalue())
+    assert widget.message.value == ""
+    shown = Image.open(io.BytesIO(widget.image.value))
+    assert shown.width > shown.height and shown.convert("RGB").getextrema() == ((255, 255),) * 3
+    assert_same(
+        widget.displayed_predictions(),
+        classifier.predict([torch.full((3, 8, 12), 255, dtype=torch.uint8)])[0],
+    )
+
+
 def test_top_k_and_header(classifier: Classifier) -> None:
     widget = classifier_widget(classifier, top_k=2)
     assert len(widget.bar_rows) == 2
