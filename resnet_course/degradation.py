@@ -114,13 +114,21 @@ class DegradationVerdict:
     def overall(self) -> str | None:
         """The overall result in words, or ``None`` without both families.
 
-        ``"same direction as the paper in this single run"`` or ``"not the paper's direction in this run"``:
-        with one run per net, never more than that.
+        ``"same direction as the paper in this single run"``; when the deeper plain net is worse and the
+        residual nets are too close to call (e.g. both fit their training images), the degradation without its
+        "deeper residual is better" half; otherwise ``"not the paper's direction in this run"``. With one run
+        per net, never more than that.
         """
         if self.paper_direction is None:
             return None
         if self.paper_direction:
             return "same direction as the paper in this single run"
+        status = {c.family: c.status for c in self.comparisons}
+        if status == {"plain": "same direction", "resnet": "too close to call"}:
+            return (
+                "the deeper plain net degrades and the deeper residual net does not (no worse, not measurably "
+                "better) in this single run"
+            )
         return "not the paper's direction in this run"
 
     @property

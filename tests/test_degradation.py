@@ -177,3 +177,13 @@ def test_evaluation_does_not_hold_the_verdict():
 
     names = ("degradation_verdict", "DegradationVerdict", "DepthComparison", "near_chance", "CHANCE_MARGIN")
     assert not any(hasattr(evaluation, name) for name in names)
+
+
+def test_plain_degrades_residual_too_close_to_call():
+    """Both residual nets fit their images: the degradation shows without the "deeper is better" half."""
+    v = dg.degradation_verdict(
+        {"plain20": 0.123, "plain32": 0.502, "resnet20": 0.002, "resnet32": 0.002}, 10, dataset="cifar10"
+    )
+    assert v.paper_direction is False
+    assert v.overall.startswith("the deeper plain net degrades and the deeper residual net does not")
+    assert v.lines[-1].endswith("(no worse, not measurably better) in this single run.")
