@@ -5,7 +5,7 @@ Throughput: one training step = forward + cross-entropy + backward + SGD step on
 after warm-up. Each setting is printed with its ratio to the plain fp32 contiguous loop:
 
 * CPU: ``fp32``, ``channels_last``, ``bf16 autocast``, ``channels_last + bf16`` and ``engine default`` (what
-  :func:`resnet_course.training.fit` does with ``TrainConfig()`` on this device);
+  :func:`resnet_course.engine.fit` does with ``TrainConfig()`` on this device);
 * CUDA, in addition: ``fp16 AMP`` (autocast + ``GradScaler``), ``bf16 AMP``, each with ``channels_last``,
   and with ``--compile`` the same under ``torch.compile``.
 
@@ -84,7 +84,7 @@ def images_per_second(
 
 def settings(device: torch.device, compile_model: bool) -> list[tuple[str, dict]]:
     """(label, keyword arguments of :func:`images_per_second`) for ``device``; the first one is the baseline."""
-    from resnet_course.training import TrainConfig, _amp_dtype, _use_channels_last
+    from resnet_course.config import TrainConfig
 
     default = TrainConfig(device=str(device))
     out = [
@@ -100,7 +100,7 @@ def settings(device: torch.device, compile_model: bool) -> list[tuple[str, dict]
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             out += [("channels_last + bf16 AMP", {"channels_last": True, "amp_dtype": torch.bfloat16})]
     out.append(("engine default (TrainConfig())", {
-        "channels_last": _use_channels_last(default, device), "amp_dtype": _amp_dtype(default, device)}))
+        "channels_last": default.uses_channels_last(), "amp_dtype": default.autocast_dtype()}))
     if compile_model:
         out += [(f"torch.compile + {label}", {**kw, "compile_model": True}) for label, kw in out[1:]]
     return out
@@ -122,8 +122,10 @@ def throughput(args: argparse.Namespace) -> None:
 
 
 def compare_recipes(args: argparse.Namespace) -> None:
+    from resnet_course.config import TrainConfig
     from resnet_course.data import load_data
-    from resnet_course.training import TrainConfig, evaluate, fit
+    from resnet_course.engine import fit
+    from resnet_course.predictions import evaluate
 
     device = resolve_device(args.device)
     bundle = load_data("shapes10", train_size=args.images, test_size=args.images // 4, val_fraction=0.0,
@@ -136,11 +138,10 @@ def compare_recipes(args: argparse.Namespace) -> None:
     print(f"ResNet-20 on {len(bundle.train)} shapes10 images, {args.epochs} epochs, batch 128, crop+flip, "
           f"test on {len(bundle.test)}; device {device}, {torch.get_num_threads()} threads, {date.today()}")
     for label, config in runs:
-        config = config.replace(device=str(device))
+        config = config.replace(device=device)
         torch.manual_seed(0)
         model = models.create("resnet20", num_classes=10)
-        channels_last = config.channels_last if config.channels_last is not None else device.type != "mps"
-        train, _, test = bundle.loaders(128, device=device, seed=0, channels_last=channels_last)
+        train, _, test = bundle.loaders(config)
         cpu0, wall0 = time.process_time(), time.perf_counter()
         fit(model, train, None, config, progress=False)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
@@ -153,8 +154,10 @@ def compare_precision(args: argparse.Namespace) -> None:
     (``TrainConfig(amp=True)``: bf16 autocast on CPU, fp16/bf16 on CUDA), over ``--seeds`` seeds each."""
     import statistics
 
+    from resnet_course.config import TrainConfig
     from resnet_course.data import load_data
-    from resnet_course.training import TrainConfig, evaluate, fit
+    from resnet_course.engine import fit
+    from resnet_course.predictions import evaluate
 
     device = resolve_device(args.device)
     bundle = load_data("shapes10", train_size=args.images, test_size=args.images // 4, val_fraction=0.0, seed=0)
@@ -164,10 +167,10 @@ def compare_precision(args: argparse.Namespace) -> None:
     for label, amp in (("fp32", False), ("mixed precision (amp=True)", True)):
         accs, walls = [], []
         for seed in range(args.seeds):
-            config = TrainConfig(epochs=args.epochs, amp=amp, seed=seed, device=str(device))
+            config = TrainConfig(epochs=args.epochs, amp=amp, seed=seed, device=device)
             torch.manual_seed(seed)
             model = models.create("resnet20", num_classes=10)
-            train, _, test = bundle.loaders(128, device=device, seed=seed, channels_last=True)
+            train, _, test = bundle.loaders(config)
             wall0 = time.perf_counter()
             fit(model, train, None, config, progress=False)
             walls.append(time.perf_counter() - wall0)

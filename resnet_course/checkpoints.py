@@ -9,8 +9,8 @@ A checkpoint is a plain dict written with ``torch.save``:
 ``state_dict`` the model weights
 ``optimizer``, ``scheduler``, ``scaler``, ``swa``  training state for exact resume (may be ``None``)
 ``epoch``      completed epochs
-``history``    :class:`resnet_course.training.History` as a dict
-``config``     :class:`resnet_course.training.TrainConfig` as a dict
+``history``    :class:`resnet_course.history.History` as a dict
+``config``     :class:`resnet_course.config.TrainConfig` as a dict
 ``rng``        Python / NumPy / PyTorch random states
 ``classes``    class names; ``preprocess``: ``{"image_size", "mean", "std"}``
 ``metrics``    e.g. ``{"test_accuracy": 0.91}``; ``partial``: position inside an interrupted epoch;
@@ -112,7 +112,9 @@ def save_checkpoint(checkpoint: dict[str, Any] | nn.Module, path: str | Path, **
     if isinstance(checkpoint, nn.Module):
         checkpoint = make_checkpoint(checkpoint, **parts)
     elif parts:
-        raise TypeError("extra keyword arguments are only accepted when saving a model, not a checkpoint dict")
+        raise TypeError(
+            "extra keyword arguments are only accepted when saving a model, not a checkpoint dict"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -134,7 +136,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"{path}: no such file")
     if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, not a checkpoint file (did you mean {path / 'best.pt'}?)")
+        raise CheckpointError(
+            f"{path}: is a folder, not a checkpoint file (did you mean {path / 'best.pt'}?)"
+        )
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty (an interrupted copy?)")
     try:
@@ -146,14 +150,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             ) from None
         raise CheckpointError(f"{path}: corrupt or truncated, not a readable PyTorch checkpoint") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, AttributeError) as e:
-        raise CheckpointError(f"{path}: corrupt or truncated, not a readable PyTorch checkpoint ({_first_line(e)})") from None
+        raise CheckpointError(
+            f"{path}: corrupt or truncated, not a readable PyTorch checkpoint ({_first_line(e)})"
+        ) from None
     if not isinstance(ckpt, dict) or "format" not in ckpt:
         raise CheckpointError(
             f"{path}: a PyTorch file but not a resnet_course checkpoint (no 'format' entry); for a bare "
             "state_dict build the model yourself and call model.load_state_dict(torch.load(path))"
         )
     if ckpt["format"] != FORMAT:
-        raise CheckpointError(f"{path}: unsupported checkpoint format {ckpt['format']!r} (this version reads {FORMAT!r})")
+        raise CheckpointError(
+            f"{path}: unsupported checkpoint format {ckpt['format']!r} (this version reads {FORMAT!r})"
+        )
     missing = [k for k in _REQUIRED if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: incomplete checkpoint, missing {', '.join(missing)}")
@@ -179,8 +187,11 @@ def load_weights(model: nn.Module, checkpoint: dict[str, Any], path: str | Path 
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     if missing or unexpected or shapes:
         try:
             given = _describe(models.model_config(model))

@@ -887,7 +887,7 @@ def _series(history: Any, key: str) -> list[Any]:
 def check_final_train_errors(errors_fn: Callable[[Any], Any], histories: dict[str, Any]) -> str:
     """Check ``errors_fn(histories) -> {name: final-epoch training error as a fraction}``.
 
-    ``histories`` maps run names to :class:`resnet_course.training.History` objects (or dicts with
+    ``histories`` maps run names to :class:`resnet_course.history.History` objects (or dicts with
     ``train_acc``/``val_acc`` lists). Recognised mistakes: percentages instead of fractions, accuracy instead of
     error, the best epoch instead of the final one, validation instead of training accuracy, missing runs.
     """
@@ -1027,8 +1027,8 @@ def check_warmup_cosine_lr(lr_fn: Callable[[int, float, int, int], Any]) -> str:
     optimizer steps, then cosine annealing to 0 over the remaining steps. Steps are counted from 0."""
     import math
 
+    from .config import TrainConfig
     from .schedules import lr_curve
-    from .training import TrainConfig
 
     cases = [
         (10, 2.0, 7, 0.4),

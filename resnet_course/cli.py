@@ -15,19 +15,22 @@ stderr starting with ``error:``, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import models
+from .config import OPTIMIZERS, SCHEDULES, TrainConfig
 from .devices import DEVICE_CHOICES
 
 __all__ = ["main", "build_parser"]
 
-#: Models with the ImageNet stem by default; on images of at most 64 px the CLI builds them with stem="cifar".
+#: The ``train`` options that set a :class:`TrainConfig` field take the field's default from here.
+_CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
 class CLIError(Exception):
@@ -68,81 +71,196 @@ def _nonnegative_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand (``--help`` on each documents every option)."""
-    from .schedules import SCHEDULES
-
     parser = argparse.ArgumentParser(
         prog="python -m resnet_course",
         description="Train, evaluate and use residual networks from the resnet-course package.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,predict,gui}")
+    _add_train_parser(sub)
+    _add_evaluate_parser(sub)
+    _add_predict_parser(sub)
+    _add_gui_parser(sub)
+    return parser
 
+
+def _add_train_parser(sub: Any) -> None:
+    """The ``train`` subcommand: model, data, output folder, the :class:`TrainConfig` options and data sizes."""
     t = sub.add_parser(
-        "train", help="train a model and write DIR/last.pt, DIR/best.pt and DIR/history.json",
+        "train",
+        help="train a model and write DIR/last.pt, DIR/best.pt and DIR/history.json",
         description="Train a registry model on a dataset. The defaults are a good recipe: SGD with Nesterov "
         "momentum, lr 0.1 per 128 images, weight decay 5e-4 (not on BN/bias), one-cycle with warm-up, label "
         "smoothing 0.1, crop+flip augmentation, channels_last. best.pt is chosen on the validation split; "
         "the final model is evaluated once on the test split.",
     )
-    t.add_argument("--model", required=True, choices=models.list_models(), metavar="NAME",
-                   help=f"registry model name: {', '.join(models.list_models())}")
-    t.add_argument("--data", required=True, metavar="DATA",
-                   help="'cifar10', 'shapes10' (generated offline dataset) or the path of an ImageFolder root")
-    t.add_argument("--epochs", required=True, type=_positive_int, metavar="N", help="number of epochs")
+    t.add_argument(
+        "--model",
+        required=True,
+        choices=models.list_models(),
+        metavar="NAME",
+        help=f"registry model name: {', '.join(models.list_models())}",
+    )
+    t.add_argument(
+        "--data",
+        required=True,
+        metavar="DATA",
+        help="'cifar10', 'shapes10' (generated offline dataset) or the path of an ImageFolder root",
+    )
     t.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder for checkpoints")
-    t.add_argument("--batch-size", type=_positive_int, default=128, metavar="B", help="batch size (default 128)")
-    t.add_argument("--lr", type=_positive_float, default=None, metavar="LR",
-                   help="peak learning rate (default: 0.1 x B/128 for SGD, 1e-3 for AdamW)")
-    t.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="optimizer (default sgd)")
-    t.add_argument("--schedule", choices=SCHEDULES, default="onecycle", metavar="NAME",
-                   help=f"learning-rate schedule: {', '.join(SCHEDULES)} (default onecycle)")
-    t.add_argument("--weight-decay", type=_nonnegative_float, default=None, metavar="WD",
-                   help="weight decay (default 5e-4 for SGD, 0.05 for AdamW; never on BN/bias)")
-    t.add_argument("--label-smoothing", type=_fraction, default=0.1, metavar="X", help="label smoothing (default 0.1)")
-    t.add_argument("--amp", action="store_true",
-                   help="mixed precision: bf16 on CPU, bf16 or fp16 (with a gradient scaler) on CUDA")
-    t.add_argument("--swa", action="store_true", help="stochastic weight averaging over the last 25%% of epochs")
-    t.add_argument("--accum-steps", type=_positive_int, default=1, metavar="K",
-                   help="accumulate gradients over K batches per optimizer step (default 1)")
-    t.add_argument("--val-fraction", type=_fraction, default=0.1, metavar="F",
-                   help="share of the training split held out for validation (default 0.1; 0 = none, best = last)")
-    t.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
-    t.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="device (default auto: cuda, mps, cpu)")
+    _add_config_options(t)
+    t.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        default=0.1,
+        metavar="F",
+        help="share of the training split held out for validation (default 0.1; 0 = none, best = last)",
+    )
     t.add_argument("--resume", action="store_true", help="continue from DIR/last.pt (same settings)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
-    t.add_argument("--train-size", type=_positive_int, default=None, metavar="N",
-                   help="use a stratified subset of N training images (default: all)")
-    t.add_argument("--test-size", type=_positive_int, default=None, metavar="N",
-                   help="use a stratified subset of N test images (default: all)")
+    t.add_argument(
+        "--train-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="use a stratified subset of N training images (default: all)",
+    )
+    t.add_argument(
+        "--test-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="use a stratified subset of N test images (default: all)",
+    )
 
-    e = sub.add_parser("evaluate", help="loss, accuracy and per-class accuracy of a checkpoint",
-                       description="Evaluate a checkpoint on the test (or validation) split of a dataset, with "
-                       "the preprocessing stored in the checkpoint.")
+
+def _add_config_options(t: argparse.ArgumentParser) -> None:
+    """``train``'s options that set :class:`TrainConfig` fields; each default is the field's default."""
+    add_config = _config_option_adder(t)
+    add_config("epochs", required=True, type=_positive_int, metavar="N", help="number of epochs")
+    add_config("batch_size", type=_positive_int, metavar="B", help="batch size (default %(default)s)")
+    add_config(
+        "lr",
+        type=_positive_float,
+        metavar="LR",
+        help="peak learning rate (default: 0.1 x B/128 for SGD, 1e-3 for AdamW)",
+    )
+    add_config("optimizer", choices=OPTIMIZERS, help="optimizer (default %(default)s)")
+    add_config(
+        "schedule",
+        choices=SCHEDULES,
+        metavar="NAME",
+        help=f"learning-rate schedule: {', '.join(SCHEDULES)} (default %(default)s)",
+    )
+    add_config(
+        "weight_decay",
+        type=_nonnegative_float,
+        metavar="WD",
+        help="weight decay (default 5e-4 for SGD, 0.05 for AdamW; never on BN/bias)",
+    )
+    add_config("label_smoothing", type=_fraction, metavar="X", help="label smoothing (default %(default)s)")
+    add_config(
+        "amp",
+        action="store_true",
+        help="mixed precision: bf16 on CPU, bf16 or fp16 (with a gradient scaler) on CUDA",
+    )
+    add_config("swa", action="store_true", help="stochastic weight averaging over the last 25%% of epochs")
+    add_config(
+        "accum_steps",
+        type=_positive_int,
+        metavar="K",
+        help="accumulate gradients over K batches per optimizer step (default %(default)s)",
+    )
+    add_config(
+        "seed", type=int, metavar="S", help="random seed of the run and the data split (default %(default)s)"
+    )
+    add_config("device", choices=DEVICE_CHOICES, help="device (default %(default)s: cuda, mps, cpu)")
+
+
+def _add_evaluate_parser(sub: Any) -> None:
+    """The ``evaluate`` subcommand."""
+    e = sub.add_parser(
+        "evaluate",
+        help="loss, accuracy and per-class accuracy of a checkpoint",
+        description="Evaluate a checkpoint on the test (or validation) split of a dataset, with "
+        "the preprocessing stored in the checkpoint.",
+    )
     e.add_argument("--checkpoint", required=True, type=Path, metavar="FILE", help="a checkpoint (.pt)")
-    e.add_argument("--data", required=True, metavar="DATA", help="'cifar10', 'shapes10' or an ImageFolder root")
-    e.add_argument("--split", choices=("test", "val"), default="test", help="split to evaluate (default test)")
-    e.add_argument("--json", action="store_true",
-                   help="print one JSON object: accuracy, loss, n, per_class (class -> accuracy), ...")
-    e.add_argument("--batch-size", type=_positive_int, default=256, metavar="B", help="batch size (default 256)")
+    e.add_argument(
+        "--data", required=True, metavar="DATA", help="'cifar10', 'shapes10' or an ImageFolder root"
+    )
+    e.add_argument(
+        "--split", choices=("test", "val"), default="test", help="split to evaluate (default test)"
+    )
+    e.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: accuracy, loss, n, per_class (class -> accuracy), ...",
+    )
+    e.add_argument(
+        "--batch-size", type=_positive_int, default=256, metavar="B", help="batch size (default 256)"
+    )
     e.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="device (default auto)")
 
-    p = sub.add_parser("predict", help="top-k classes of image files",
-                       description="Classify image files with a checkpoint (grayscale/RGBA are converted to RGB, "
-                       "images are resized to the training size).")
+
+def _add_predict_parser(sub: Any) -> None:
+    """The ``predict`` subcommand."""
+    p = sub.add_parser(
+        "predict",
+        help="top-k classes of image files",
+        description="Classify image files with a checkpoint (grayscale/RGBA are converted to RGB, "
+        "images are resized to the training size).",
+    )
     p.add_argument("--checkpoint", required=True, type=Path, metavar="FILE", help="a checkpoint (.pt)")
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (PNG, JPEG, ...)")
-    p.add_argument("--top-k", type=_positive_int, default=5, metavar="K", help="classes shown per image (default 5)")
-    p.add_argument("--json", action="store_true",
-                   help='print one JSON object per image and line: {"image", "predictions": [{"class", '
-                   '"probability"}, ...]} (or {"image", "error"})')
+    p.add_argument(
+        "--top-k", type=_positive_int, default=5, metavar="K", help="classes shown per image (default 5)"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON object per image and line: {"image", "predictions": [{"class", '
+        '"probability"}, ...]} (or {"image", "error"})',
+    )
     p.add_argument("--device", choices=DEVICE_CHOICES, default="cpu", help="device (default cpu)")
 
-    g = sub.add_parser("gui", help="open the desktop app (needs PySide6)",
-                       description="Open the desktop app to classify images with a checkpoint.")
-    g.add_argument("--checkpoint", type=Path, default=None, metavar="FILE", help="checkpoint to load at start")
+
+def _add_gui_parser(sub: Any) -> None:
+    """The ``gui`` subcommand."""
+    g = sub.add_parser(
+        "gui",
+        help="open the desktop app (needs PySide6)",
+        description="Open the desktop app to classify images with a checkpoint.",
+    )
+    g.add_argument(
+        "--checkpoint", type=Path, default=None, metavar="FILE", help="checkpoint to load at start"
+    )
     g.add_argument("--image", type=Path, default=None, metavar="FILE", help="image to classify at start")
-    g.add_argument("--screenshot", type=Path, default=None, metavar="PNG",
-                   help="save a screenshot of the window to PNG and exit")
-    return parser
+    g.add_argument(
+        "--screenshot",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="save a screenshot of the window to PNG and exit",
+    )
+
+
+def _config_option_adder(parser: argparse.ArgumentParser) -> Callable[..., None]:
+    """``add(field, **kw)``: add ``--field-name`` for a :class:`TrainConfig` field, with the field's default."""
+
+    def add(name: str, **kwargs: Any) -> None:
+        if not kwargs.get("required"):
+            kwargs["default"] = _CONFIG_DEFAULTS[name]
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, **kwargs)
+
+    return add
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of the ``train`` options (the device is resolved here, once)."""
+    try:
+        return TrainConfig(**{k: v for k, v in vars(args).items() if k in _CONFIG_DEFAULTS})
+    except ValueError as e:
+        raise CLIError(_one_line(e)) from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -164,60 +282,62 @@ def _load_data(spec: str, **kwargs: Any) -> Any:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from .checkpoints import update_checkpoint
-    from .devices import resolve_device
-    from .training import TrainConfig, TrainingDiverged, evaluate, fit
+    from .engine import TrainingDiverged, fit
 
-    try:
-        device = resolve_device(args.device)
-    except ValueError as e:
-        raise CLIError(_one_line(e)) from None
-    try:
-        config = TrainConfig(
-            epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-            weight_decay=args.weight_decay, schedule=args.schedule, label_smoothing=args.label_smoothing,
-            amp=args.amp, swa=args.swa, accum_steps=args.accum_steps, seed=args.seed, device=str(device),
-        )
-    except ValueError as e:
-        raise CLIError(_one_line(e)) from None
-    data_args = {"val_fraction": args.val_fraction, "seed": args.seed, "train_size": args.train_size,
-                 "test_size": args.test_size}
+    config = _config_from_args(args)
+    data_args = {
+        "val_fraction": args.val_fraction,
+        "seed": config.seed,
+        "train_size": args.train_size,
+        "test_size": args.test_size,
+    }
     bundle = _load_data(args.data, **data_args)
     if bundle.notice and not args.no_progress:
         print(bundle.notice.splitlines()[0], file=sys.stderr)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(config.seed)
     model = models.create_for_data(args.model, len(bundle.classes), bundle.image_size)
-    channels_last = config.channels_last if config.channels_last is not None else device.type in ("cpu", "cuda")
-    train_loader, val_loader, test_loader = bundle.loaders(
-        args.batch_size, device=device, augment=True, seed=args.seed, channels_last=channels_last,
-    )
+    train_loader, val_loader, test_loader = bundle.loaders(config)
     if len(train_loader) == 0:
-        raise CLIError(f"the training split has {len(bundle.train)} images, fewer than one batch of {args.batch_size}")
+        raise CLIError(
+            f"the training split has {len(bundle.train)} images, fewer than one batch of {config.batch_size}"
+        )
     last = args.out / "last.pt"
     if args.resume and not last.exists():
         print(f"note: {last} does not exist yet, starting a new run", file=sys.stderr)
-    meta = {"data": {"spec": str(args.data), **data_args, "image_size": bundle.image_size}, "model": args.model}
+    meta = {
+        "data": {"spec": str(args.data), **data_args, "image_size": bundle.image_size},
+        "model": args.model,
+    }
     try:
         history = fit(
-            model, train_loader, val_loader, config, out_dir=args.out, resume=args.resume,
-            progress=not args.no_progress, classes=bundle.classes, preprocess=bundle.preprocess, meta=meta,
+            model,
+            train_loader,
+            val_loader,
+            config,
+            test_loader=test_loader,
+            out_dir=args.out,
+            resume=args.resume,
+            progress=not args.no_progress,
+            classes=bundle.classes,
+            preprocess=bundle.preprocess,
+            meta=meta,
             label=args.model,
         )
     except TrainingDiverged as e:
         raise CLIError(_one_line(e)) from None
     if history.interrupted:
-        print(f"error: training interrupted; continue with the same command and --resume ({last})",
-              file=sys.stderr)
+        print(
+            f"error: training interrupted; continue with the same command and --resume ({last})",
+            file=sys.stderr,
+        )
         return 130
-    test = evaluate(model, test_loader, classes=bundle.classes)
-    metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_n": test["n"],
-               "test_of_epoch": len(history)}
-    for name in ("last.pt", "best.pt"):
-        update_checkpoint(args.out / name, metrics=metrics)
+    test = history.extra["test"]
     best = history.best_val_acc
     best_text = f"best val acc {best:.2%} (epoch {history.best_epoch}), " if best is not None else ""
-    print(f"{best_text}final test acc {test['accuracy']:.2%} on {test['n']} images; "
-          f"wrote {args.out / 'best.pt'}, {last}, {args.out / 'history.json'}")
+    print(
+        f"{best_text}final test acc {test['accuracy']:.2%} on {test['n']} images; "
+        f"wrote {args.out / 'best.pt'}, {last}, {args.out / 'history.json'}"
+    )
     return 0
 
 
@@ -225,7 +345,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .checkpoints import load_checkpoint
     from .devices import resolve_device
     from .loaders import TensorLoader
-    from .training import evaluate
+    from .predictions import evaluate
 
     try:
         device = resolve_device(args.device)
@@ -234,28 +354,41 @@ def _evaluate(args: argparse.Namespace) -> int:
     model, ckpt = load_checkpoint(args.checkpoint, device=device)
     pre, classes = ckpt.get("preprocess"), ckpt.get("classes")
     if not pre or not classes:
-        raise CLIError(f"{args.checkpoint}: has no class names or preprocessing; it cannot be evaluated on data")
-    saved = ((ckpt.get("meta") or {}).get("data") or {})
+        raise CLIError(
+            f"{args.checkpoint}: has no class names or preprocessing; it cannot be evaluated on data"
+        )
+    saved = (ckpt.get("meta") or {}).get("data") or {}
     data_args: dict[str, Any] = {"image_size": int(pre["image_size"])}
     if saved.get("spec") == str(args.data):  # same dataset: the same split and subsets as in training
-        data_args.update({k: saved[k] for k in ("val_fraction", "seed", "train_size", "test_size") if k in saved})
+        data_args.update(
+            {k: saved[k] for k in ("val_fraction", "seed", "train_size", "test_size") if k in saved}
+        )
     elif args.split == "val":
         data_args["val_fraction"] = 0.1
     bundle = _load_data(args.data, **data_args)
     if list(bundle.classes) != list(classes):
-        raise CLIError(f"{args.data}: its classes {bundle.classes[:5]}... differ from the checkpoint's {classes[:5]}...")
+        raise CLIError(
+            f"{args.data}: its classes {bundle.classes[:5]}... differ from the checkpoint's {classes[:5]}..."
+        )
     part = bundle.test if args.split == "test" else bundle.val
     if part is None or len(part) == 0:
         raise CLIError(f"{args.data}: has no {args.split} split (trained with --val-fraction 0?)")
     loader = TensorLoader(part, args.batch_size, mean=pre["mean"], std=pre["std"], device=device)
     result = evaluate(model, loader, classes=classes)
-    result.update(split=args.split, checkpoint=str(args.checkpoint), data=str(args.data),
-                  model=(ckpt.get("model") or {}).get("name"), epoch=ckpt.get("epoch"))
+    result.update(
+        split=args.split,
+        checkpoint=str(args.checkpoint),
+        data=str(args.data),
+        model=(ckpt.get("model") or {}).get("name"),
+        epoch=ckpt.get("epoch"),
+    )
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{args.checkpoint} on {args.data} ({args.split}, {result['n']} images): "
-              f"accuracy {result['accuracy']:.2%}, loss {result['loss']:.4f}")
+        print(
+            f"{args.checkpoint} on {args.data} ({args.split}, {result['n']} images): "
+            f"accuracy {result['accuracy']:.2%}, loss {result['loss']:.4f}"
+        )
         for name, acc in result["per_class"].items():
             print(f"  {name:>20s}  {'n/a' if acc is None else f'{acc:.2%}'}")
     return 0
@@ -279,8 +412,11 @@ def _predict(args: argparse.Namespace) -> int:
                 print(json.dumps({"image": str(image), "error": _one_line(e)}))
             continue
         if args.json:
-            print(json.dumps({"image": str(image),
-                              "predictions": [{"class": c, "probability": p} for c, p in top]}))
+            print(
+                json.dumps(
+                    {"image": str(image), "predictions": [{"class": c, "probability": p} for c, p in top]}
+                )
+            )
         else:
             print(f"{image}: " + ", ".join(f"{c} {p:.1%}" for c, p in top))
     return 1 if failed else 0
@@ -293,7 +429,9 @@ def _gui(args: argparse.Namespace) -> int:
         raise CLIError(f"the GUI needs PySide6 (pip install 'resnet-course[gui]'): {_one_line(e)}") from None
     run_app = getattr(gui, "run_app", None)
     if run_app is None:
-        raise CLIError("this version of resnet_course.gui has no run_app(); the GUI cannot be started from the CLI")
+        raise CLIError(
+            "this version of resnet_course.gui has no run_app(); the GUI cannot be started from the CLI"
+        )
     return int(run_app(checkpoint=args.checkpoint, image=args.image, screenshot=args.screenshot) or 0)
 
 

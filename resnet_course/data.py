@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .config import TrainConfig
 from .images import ImageError, prepare_image, resize_and_crop
 
 __all__ = [
@@ -207,21 +208,18 @@ class DataBundle:
         return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std)}
 
     def loaders(
-        self,
-        batch_size: int,
-        device: torch.device | str | None = None,
-        augment: bool = True,
-        seed: int = 0,
-        channels_last: bool = False,
-        eval_batch_size: int | None = None,
+        self, config: TrainConfig, *, augment: bool = True, eval_batch_size: int | None = None
     ) -> tuple[Any, Any | None, Any]:
-        """``(train, val, test)`` :class:`~resnet_course.loaders.TensorLoader` s (``val``: ``None`` without a
-        validation split). Train shuffles and, with ``augment``, pads-crops and flips; val/test do neither."""
+        """``(train, val, test)`` :class:`~resnet_course.loaders.TensorLoader` s for a run with ``config`` (``val``:
+        ``None`` without a validation split), on ``config.device`` in its memory format; train has
+        ``config.batch_size`` images per batch, shuffles with ``config.seed`` and, with ``augment``, pads-crops
+        and flips; val/test (``eval_batch_size`` images per batch, default ``config.batch_size``) do neither."""
         from .loaders import TensorLoader
 
-        eval_bs = eval_batch_size or batch_size
-        common = {"mean": self.mean, "std": self.std, "device": device, "channels_last": channels_last}
-        train = TensorLoader(self.train, batch_size, shuffle=True, augment=augment, seed=seed, **common)
+        eval_bs = eval_batch_size or config.batch_size
+        common = {"mean": self.mean, "std": self.std, "device": config.device,
+                  "channels_last": config.uses_channels_last()}
+        train = TensorLoader(self.train, config.batch_size, shuffle=True, augment=augment, seed=config.seed, **common)
         val = TensorLoader(self.val, eval_bs, **common) if self.val is not None and len(self.val) else None
         test = TensorLoader(self.test, eval_bs, **common)
         return train, val, test

@@ -6,7 +6,7 @@ modules of the package create their figures with :func:`new_figure` / :func:`new
 released from pyplot at once, so a notebook shows it exactly once (when a cell returns or ``display``\ s it)
 and a loop that makes hundreds of figures does not accumulate them.
 
-Training histories are duck-typed so that this module does not import :mod:`resnet_course.training`:
+Training histories are duck-typed so that this module does not import :mod:`resnet_course.history`:
 anything with the attributes (or a mapping with the keys) ``epoch, train_loss, train_acc, val_loss,
 val_acc, lr`` works, plus the optional ``label`` and ``best_epoch``. ``best_epoch`` is an epoch *number*,
 i.e. one of the values of ``epoch``. Accuracies are fractions in [0, 1] and are drawn as percentages.

@@ -16,12 +16,14 @@ import torch
 from torch import nn
 
 from .checkpoints import checkpoint_problem, read_checkpoint, save_checkpoint
+from .config import TrainConfig
 from .data import stratified_subset
-from .devices import resolve_device
+from .engine import fit
+from .history import History
 from .loaders import TensorLoader
 from .models import create_for_data
+from .predictions import evaluate
 from .profiles import data_dir
-from .training import History, TrainConfig, evaluate, fit
 
 __all__ = ["course_run_dir", "course_checkpoint", "short_run", "ShortRun", "QUICK_CHECKPOINT_NAME"]
 
@@ -63,24 +65,43 @@ def short_run(
     notebook 06.
 
     A fresh ``model_name`` from :func:`~resnet_course.models.create_for_data` (seeded with ``seed``) trained by
-    :func:`~resnet_course.training.fit` for ``epochs`` epochs with notebook 05's recipe (the engine's defaults:
+    :func:`~resnet_course.engine.fit` for ``epochs`` epochs with notebook 05's recipe (the engine's defaults:
     one-cycle schedule, label smoothing 0.1) at peak learning rate ``lr`` (``None``: the engine's default,
     0.1 × batch_size / 128) and mixed precision when ``amp``, on a stratified subset of ``train_size`` training
     images of ``data`` (a :class:`~resnet_course.data.DataBundle`; ``None`` = all) with augmentation.
     ``val_loader`` is passed to ``fit``; ``callback(model, history)`` is called after every epoch (return ``True``
     to stop), e.g. to measure something on the model as it trains. ``device=None`` means the best available device.
     """
-    dev = resolve_device("auto" if device is None else device)
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        amp=amp,
+        seed=seed,
+        device="auto" if device is None else device,
+    )
     torch.manual_seed(seed)
     model = create_for_data(model_name, len(data.classes), data.image_size)
     part = data.train.subset(stratified_subset(data.train.labels, train_size, seed))
     train_loader = TensorLoader(
-        part, batch_size, mean=data.mean, std=data.std, shuffle=True, augment=True, seed=seed, device=dev
+        part,
+        config.batch_size,
+        mean=data.mean,
+        std=data.std,
+        shuffle=True,
+        augment=True,
+        seed=config.seed,
+        device=config.device,
     )
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, amp=amp, seed=seed, device=str(dev))
-    history = fit(model, train_loader, val_loader, config, progress=False,
-                  label=label if label is not None else f"quick {model_name}",
-                  callback=None if callback is None else lambda h: callback(model, h))
+    history = fit(
+        model,
+        train_loader,
+        val_loader,
+        config,
+        progress=False,
+        label=label if label is not None else f"quick {model_name}",
+        callback=None if callback is None else lambda h: callback(model, h),
+    )
     return ShortRun(model, history, config, len(part))
 
 
@@ -103,7 +124,7 @@ def course_checkpoint(
     Returns notebook 05's final checkpoint ``course_run_dir(model_name)/"last.pt"`` when
     :func:`~resnet_course.checkpoints.checkpoint_problem` finds it usable for ``data`` (a
     :class:`~resnet_course.data.DataBundle`: same classes, same image size). Otherwise it trains a short run:
-    :func:`short_run` without a validation split; it measures test accuracy with :func:`~resnet_course.training.evaluate` and saves the model
+    :func:`short_run` without a validation split; it measures test accuracy with :func:`~resnet_course.predictions.evaluate` and saves the model
     to ``work_dir/quick.pt`` with its classes, preprocessing, history, config and ``test_accuracy`` metric.
     The explanation names the source, says why 05's model was not used, and compares the test accuracy
     with chance (1 / number of classes). ``device=None`` means the best available device.
@@ -125,12 +146,18 @@ def course_checkpoint(
             f"Using notebook 05's final checkpoint `{course}` ({name}, epoch {ckpt['epoch']}, {accuracy})."
         )
 
-    dev = resolve_device("auto" if device is None else device)
     model, history, config, train_images = short_run(
-        data, model_name, epochs=epochs, train_size=train_size, batch_size=batch_size, seed=seed, device=dev,
-        lr=lr, amp=amp,
+        data,
+        model_name,
+        epochs=epochs,
+        train_size=train_size,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        lr=lr,
+        amp=amp,
     )
-    test_loader = TensorLoader(data.test, eval_batch_size, mean=data.mean, std=data.std, device=dev)
+    test_loader = TensorLoader(data.test, eval_batch_size, mean=data.mean, std=data.std, device=config.device)
     test_accuracy = evaluate(model, test_loader)["accuracy"]
     path = save_checkpoint(
         model,

@@ -14,22 +14,21 @@ smooth even when an epoch has few batches); ``"plateau"`` is stepped once per ep
 
 Warm-up (Goyal et al., *Accurate, Large Minibatch SGD*, arXiv:1706.02677, Sec. 2.2) ramps the learning
 rate linearly from ``warmup_start_factor × lr`` to ``lr`` over ``warmup_epochs``.
+
+The names are :data:`resnet_course.config.SCHEDULES`; this module depends on the config, never the reverse.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch.optim import Optimizer
 from torch.optim import lr_scheduler as lrs
 
-if TYPE_CHECKING:
-    from .training import TrainConfig
+from .config import SCHEDULES, TrainConfig
 
-__all__ = ["SCHEDULES", "LRSchedule", "build_schedule", "lr_curve"]
-
-SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle", "plateau")
+__all__ = ["LRSchedule", "build_schedule", "lr_curve"]
 
 
 class LRSchedule:
@@ -117,9 +116,13 @@ def build_schedule(optimizer: Optimizer, config: TrainConfig, steps_per_epoch: i
         )
         return LRSchedule(optimizer, sched)
     if name == "plateau":
-        plateau = lrs.ReduceLROnPlateau(optimizer, mode="min", factor=config.gamma, patience=config.plateau_patience)
+        plateau = lrs.ReduceLROnPlateau(
+            optimizer, mode="min", factor=config.gamma, patience=config.plateau_patience
+        )
         warm = (
-            lrs.LinearLR(optimizer, start_factor=start, end_factor=1.0, total_iters=warmup) if warmup > 0 else None
+            lrs.LinearLR(optimizer, start_factor=start, end_factor=1.0, total_iters=warmup)
+            if warmup > 0
+            else None
         )
         return LRSchedule(optimizer, warm, plateau, warmup_steps=warmup)
     rest = max(total - warmup, 1)
@@ -128,7 +131,9 @@ def build_schedule(optimizer: Optimizer, config: TrainConfig, steps_per_epoch: i
         main = lrs.ConstantLR(optimizer, factor=1.0, total_iters=0)
     elif name == "step":
         step_epochs = config.step_size if config.step_size is not None else max(1.0, config.epochs / 3)
-        main = lrs.StepLR(optimizer, step_size=max(1, round(step_epochs * steps_per_epoch)), gamma=config.gamma)
+        main = lrs.StepLR(
+            optimizer, step_size=max(1, round(step_epochs * steps_per_epoch)), gamma=config.gamma
+        )
     elif name == "multistep":
         milestones = sorted({max(1, round(f * total) - warmup) for f in config.milestones})
         main = lrs.MultiStepLR(optimizer, milestones=milestones, gamma=config.gamma)

@@ -8,7 +8,7 @@
 * :func:`replace_head` gives a network a new ``fc`` for another number of classes; :func:`feature_extractor`
   also freezes everything else, BatchNorm statistics included (:func:`freeze_batchnorm`).
 * :func:`fine_tuning_factors` is the ``TrainConfig.lr_factors`` of discriminative fine-tuning (a smaller learning
-  rate for the backbone than for the new head), which :func:`resnet_course.training.fit` turns into optimizer
+  rate for the backbone than for the new head), which :func:`resnet_course.engine.fit` turns into optimizer
   parameter groups.
 """
 

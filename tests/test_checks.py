@@ -533,7 +533,7 @@ def test_check_top_k_fails_with_a_hint(wrong, hint, capsys):
 
 
 def _histories():
-    from resnet_course.training import History
+    from resnet_course.history import History
 
     a = History(label="plain20")
     b = History(label="resnet20")

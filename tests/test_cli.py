@@ -13,12 +13,22 @@ from PIL import Image
 
 from resnet_course import cli
 from resnet_course.checkpoints import load_checkpoint, read_checkpoint
-from resnet_course.training import History
+from resnet_course.history import History
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-TINY = ["--data", "shapes10", "--train-size", "120", "--test-size", "40", "--batch-size", "16", "--no-progress"]
+TINY = [
+    "--data",
+    "shapes10",
+    "--train-size",
+    "120",
+    "--test-size",
+    "40",
+    "--batch-size",
+    "16",
+    "--no-progress",
+]
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -47,14 +57,29 @@ def test_train_writes_checkpoints_history_and_test_accuracy(trained: Path) -> No
 
 
 def test_evaluate_json_matches_the_stored_test_accuracy(trained: Path, capsys) -> None:
-    code, out, err = run(capsys, "evaluate", "--checkpoint", str(trained / "last.pt"), "--data", "shapes10", "--json")
+    code, out, err = run(
+        capsys, "evaluate", "--checkpoint", str(trained / "last.pt"), "--data", "shapes10", "--json"
+    )
     assert code == 0, err
     (line,) = out.strip().splitlines()
     result = json.loads(line)
-    assert result["n"] == 40 and set(result["per_class"]) == set(read_checkpoint(trained / "last.pt")["classes"])
-    assert result["accuracy"] == pytest.approx(read_checkpoint(trained / "last.pt")["metrics"]["test_accuracy"])
-    code, out, _ = run(capsys, "evaluate", "--checkpoint", str(trained / "best.pt"), "--data", "shapes10",
-                       "--split", "val", "--json")
+    assert result["n"] == 40 and set(result["per_class"]) == set(
+        read_checkpoint(trained / "last.pt")["classes"]
+    )
+    assert result["accuracy"] == pytest.approx(
+        read_checkpoint(trained / "last.pt")["metrics"]["test_accuracy"]
+    )
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        "--checkpoint",
+        str(trained / "best.pt"),
+        "--data",
+        "shapes10",
+        "--split",
+        "val",
+        "--json",
+    )
     history = History.from_json(trained / "history.json")
     assert code == 0 and json.loads(out)["accuracy"] == pytest.approx(history.best_val_acc)
     code, out, _ = run(capsys, "evaluate", "--checkpoint", str(trained / "best.pt"), "--data", "shapes10")
@@ -67,8 +92,9 @@ def test_predict_json_one_object_per_image(trained: Path, tmp_path: Path, capsys
         path = tmp_path / f"img{i}.png"
         Image.new("RGB", (40, 30), (200, 30 * i, 10)).convert(mode).save(path)
         files.append(str(path))
-    code, out, err = run(capsys, "predict", "--checkpoint", str(trained / "best.pt"), *files, "--top-k", "3",
-                         "--json")
+    code, out, err = run(
+        capsys, "predict", "--checkpoint", str(trained / "best.pt"), *files, "--top-k", "3", "--json"
+    )
     assert code == 0, err
     objects = [json.loads(line) for line in out.strip().splitlines()]
     assert [o["image"] for o in objects] == files
@@ -79,34 +105,67 @@ def test_predict_json_one_object_per_image(trained: Path, tmp_path: Path, capsys
         assert probs == sorted(probs, reverse=True)
     bad = tmp_path / "notes.png"
     bad.write_text("text")
-    code, out, err = run(capsys, "predict", "--checkpoint", str(trained / "best.pt"), files[0], str(bad), "--json")
+    code, out, err = run(
+        capsys, "predict", "--checkpoint", str(trained / "best.pt"), files[0], str(bad), "--json"
+    )
     assert code == 1 and err.count("\n") == 1 and err.startswith("error:") and "notes.png" in err
     assert len(out.strip().splitlines()) == 2 and "error" in json.loads(out.strip().splitlines()[1])
 
 
 def test_resume_of_a_finished_run_and_val_fraction_zero(trained: Path, tmp_path: Path, capsys) -> None:
     before = read_checkpoint(trained / "last.pt")["state_dict"]
-    code, _, err = run(capsys, "train", "--model", "resnet20", "--epochs", "2", "--out", str(trained), "--resume",
-                       *TINY)
+    code, _, err = run(
+        capsys, "train", "--model", "resnet20", "--epochs", "2", "--out", str(trained), "--resume", *TINY
+    )
     assert code == 0, err
     after = read_checkpoint(trained / "last.pt")["state_dict"]
     assert all(torch.equal(before[k], after[k]) for k in before)
     out = tmp_path / "noval"
-    code, _, err = run(capsys, "train", "--model", "resnet20", "--epochs", "1", "--out", str(out),
-                       "--val-fraction", "0", *TINY)
+    code, _, err = run(
+        capsys,
+        "train",
+        "--model",
+        "resnet20",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--val-fraction",
+        "0",
+        *TINY,
+    )
     assert code == 0, err
     best, last = read_checkpoint(out / "best.pt"), read_checkpoint(out / "last.pt")
     assert all(torch.equal(best["state_dict"][k], last["state_dict"][k]) for k in best["state_dict"])
-    code, _, err = run(capsys, "evaluate", "--checkpoint", str(out / "best.pt"), "--data", "shapes10",
-                       "--split", "val")
+    code, _, err = run(
+        capsys, "evaluate", "--checkpoint", str(out / "best.pt"), "--data", "shapes10", "--split", "val"
+    )
     assert code == 1 and "no val split" in err
 
 
 def test_imagenet_family_gets_the_cifar_stem_on_small_images(tmp_path: Path, capsys) -> None:
     out = tmp_path / "r18"
-    code, _, err = run(capsys, "train", "--model", "resnet18", "--epochs", "1", "--out", str(out), "--data",
-                       "shapes10", "--train-size", "40", "--test-size", "20", "--batch-size", "16",
-                       "--val-fraction", "0", "--no-progress")
+    code, _, err = run(
+        capsys,
+        "train",
+        "--model",
+        "resnet18",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--data",
+        "shapes10",
+        "--train-size",
+        "40",
+        "--test-size",
+        "20",
+        "--batch-size",
+        "16",
+        "--val-fraction",
+        "0",
+        "--no-progress",
+    )
     assert code == 0, err
     assert read_checkpoint(out / "last.pt")["model"]["kwargs"] == {"num_classes": 10, "stem": "cifar"}
 
@@ -118,8 +177,17 @@ def test_expected_errors_are_one_line_with_exit_code_1(tmp_path: Path, capsys) -
         ("evaluate", "--checkpoint", str(garbage), "--data", "shapes10"),
         ("predict", "--checkpoint", str(garbage), "x.png"),
         ("predict", "--checkpoint", str(tmp_path / "missing.pt"), "x.png"),
-        ("train", "--model", "resnet20", "--data", str(tmp_path / "no_such_folder"), "--epochs", "1",
-         "--out", str(tmp_path / "o")),
+        (
+            "train",
+            "--model",
+            "resnet20",
+            "--data",
+            str(tmp_path / "no_such_folder"),
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+        ),
     ]
     for argv in cases:
         code, _, err = run(capsys, *argv)
@@ -128,18 +196,45 @@ def test_expected_errors_are_one_line_with_exit_code_1(tmp_path: Path, capsys) -
 
 
 def test_divergence_exits_1_with_advice(tmp_path: Path, capsys) -> None:
-    code, _, err = run(capsys, "train", "--model", "resnet20", "--epochs", "2", "--out", str(tmp_path / "d"),
-                       "--lr", "1e12", "--label-smoothing", "0", *TINY)
+    code, _, err = run(
+        capsys,
+        "train",
+        "--model",
+        "resnet20",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path / "d"),
+        "--lr",
+        "1e12",
+        "--label-smoothing",
+        "0",
+        *TINY,
+    )
     assert code == 1 and err.startswith("error: training diverged") and "learning rate" in err
     assert err.count("\n") == 1
 
 
 def test_bad_arguments_exit_2(capsys) -> None:
-    for argv in (["train", "--model", "resnet9000", "--data", "shapes10", "--epochs", "1", "--out", "x"],
-                 ["train", "--model", "resnet20", "--data", "shapes10", "--epochs", "0", "--out", "x"],
-                 ["train", "--model", "resnet20", "--data", "shapes10", "--epochs", "1", "--out", "x",
-                  "--val-fraction", "1.5"],
-                 ["evaluate", "--checkpoint", "x.pt"], ["frobnicate"]):
+    for argv in (
+        ["train", "--model", "resnet9000", "--data", "shapes10", "--epochs", "1", "--out", "x"],
+        ["train", "--model", "resnet20", "--data", "shapes10", "--epochs", "0", "--out", "x"],
+        [
+            "train",
+            "--model",
+            "resnet20",
+            "--data",
+            "shapes10",
+            "--epochs",
+            "1",
+            "--out",
+            "x",
+            "--val-fraction",
+            "1.5",
+        ],
+        ["evaluate", "--checkpoint", "x.pt"],
+        ["frobnicate"],
+    ):
         with pytest.raises(SystemExit) as exit_info:
             cli.main(argv)
         assert exit_info.value.code == 2
@@ -149,9 +244,26 @@ def test_bad_arguments_exit_2(capsys) -> None:
 def test_help_documents_every_option(capsys) -> None:
     parser = cli.build_parser()
     expected = {
-        "train": ["--model", "--data", "--epochs", "--out", "--batch-size", "--lr", "--optimizer", "--schedule",
-                  "--weight-decay", "--label-smoothing", "--amp", "--swa", "--accum-steps", "--val-fraction",
-                  "--seed", "--device", "--resume", "--no-progress"],
+        "train": [
+            "--model",
+            "--data",
+            "--epochs",
+            "--out",
+            "--batch-size",
+            "--lr",
+            "--optimizer",
+            "--schedule",
+            "--weight-decay",
+            "--label-smoothing",
+            "--amp",
+            "--swa",
+            "--accum-steps",
+            "--val-fraction",
+            "--seed",
+            "--device",
+            "--resume",
+            "--no-progress",
+        ],
         "evaluate": ["--checkpoint", "--data", "--split", "--json"],
         "predict": ["--checkpoint", "IMAGE", "--top-k", "--json"],
         "gui": ["--checkpoint", "--image", "--screenshot"],
@@ -174,10 +286,44 @@ def test_gui_subcommand_calls_run_app(monkeypatch, tmp_path: Path, capsys) -> No
     calls = []
     monkeypatch.setattr(gui, "run_app", lambda **kw: calls.append(kw) or 0, raising=False)
     code, _, _ = run(capsys, "gui", "--checkpoint", "a.pt", "--screenshot", str(tmp_path / "s.png"))
-    assert code == 0 and calls == [{"checkpoint": Path("a.pt"), "image": None, "screenshot": tmp_path / "s.png"}]
+    assert code == 0 and calls == [
+        {"checkpoint": Path("a.pt"), "image": None, "screenshot": tmp_path / "s.png"}
+    ]
 
 
 def test_python_dash_m_entry_point() -> None:
-    proc = subprocess.run([sys.executable, "-m", "resnet_course", "predict", "--help"], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "resnet_course", "predict", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and "--top-k" in proc.stdout
+
+
+def test_train_options_take_their_defaults_from_train_config() -> None:
+    import dataclasses
+
+    from resnet_course.config import TrainConfig
+
+    args = cli.build_parser().parse_args(
+        ["train", "--model", "resnet20", "--data", "shapes10", "--epochs", "1", "--out", "x"]
+    )
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    shared = {k for k in vars(args) if k in fields}
+    assert shared == {
+        "epochs",
+        "batch_size",
+        "optimizer",
+        "lr",
+        "weight_decay",
+        "schedule",
+        "label_smoothing",
+        "amp",
+        "swa",
+        "accum_steps",
+        "seed",
+        "device",
+    }
+    assert all(getattr(args, k) == fields[k] for k in shared - {"epochs"})
+    assert cli._config_from_args(args) == TrainConfig(epochs=1)

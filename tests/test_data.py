@@ -252,7 +252,9 @@ def test_load_data_shapes10_and_resize():
     assert bundle.name == "shapes10" and "shapes10" in bundle.notice
     assert bundle.train.images.shape[1:] == (3, 40, 40) and bundle.image_size == 40
     assert len(bundle.train) == 180 and len(bundle.val) == 20 and len(bundle.test) == 50
-    train, val, test = bundle.loaders(32, device="cpu")
+    from resnet_course.config import TrainConfig
+
+    train, val, test = bundle.loaders(TrainConfig(batch_size=32, device="cpu"))
     assert len(train) == 6 and len(val) == 1 and len(test) == 2
 
 

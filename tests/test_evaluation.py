@@ -188,7 +188,8 @@ def test_results_table_mean_std_over_seeds():
 
 
 def test_real_predictions_object_is_accepted():
-    training = pytest.importorskip("resnet_course.training")
+    from resnet_course.predictions import Predictions
+
     fake = _fake_predictions()
-    real = training.Predictions(fake.labels, fake.preds, fake.probs)
+    real = Predictions(fake.labels, fake.preds, fake.probs)
     assert ev.mistake_indices(real).tolist() == [3, 4, 2]

@@ -133,3 +133,24 @@ def test_cuda_batches_match_cpu_batches():
     for (x, y), (gx, gy) in zip(cpu, gpu, strict=True):
         assert gx.device.type == "cuda"
         assert torch.allclose(x, gx.cpu(), atol=1e-5) and torch.equal(y, gy.cpu())
+
+
+def test_bundle_loaders_take_batch_size_seed_device_and_memory_format_from_the_config():
+    from resnet_course.config import TrainConfig
+    from resnet_course.data import DataBundle, compute_mean_std
+
+    train, val, test = _data(40), _data(10, seed=1), _data(12, seed=2)
+    mean, std = compute_mean_std(train)
+    bundle = DataBundle(
+        name="tiny", train=train, val=val, test=test, classes=train.classes, mean=mean, std=std, image_size=32
+    )
+    config = TrainConfig(batch_size=16, seed=7, device="cpu", channels_last=True)
+    tl, vl, te = bundle.loaders(config, eval_batch_size=5)
+    assert (tl.batch_size, tl.seed, tl.shuffle, tl.augment) == (16, 7, True, True)
+    assert (vl.batch_size, te.batch_size) == (5, 5) and not vl.shuffle and not te.augment
+    assert {str(tl.device), str(vl.device), str(te.device)} == {"cpu"}
+    x, _ = next(iter(tl))
+    assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    plain, _, _ = bundle.loaders(config.replace(channels_last=False, seed=8), augment=False)
+    assert plain.seed == 8 and not plain.augment and next(iter(plain))[0].is_contiguous()
+    assert bundle.loaders(config)[2].batch_size == 16  # evaluation batches default to the config's

@@ -217,8 +217,9 @@ def test_plot_results_from_table():
 
 
 def test_training_curves_accept_the_real_history_without_validation():
-    training = pytest.importorskip("resnet_course.training")
-    h = training.History(label="resnet20")
+    from resnet_course.history import History
+
+    h = History(label="resnet20")
     for e in range(1, 4):
         h.append(epoch=e, train_loss=1.0 / e, train_acc=0.3 * e, val_loss=None, val_acc=None, lr=0.1, seconds=1.0)
     h.best_epoch = 3  # the training engine marks the last epoch when there is no validation split
@@ -322,8 +323,8 @@ def test_error_curves_reject_bad_input():
 
 
 def test_few_epochs_get_one_tick_each_and_a_single_epoch_is_visible() -> None:
+    from resnet_course.history import History
     from resnet_course.plots import plot_training_curves
-    from resnet_course.training import History
 
     h = History(label="one")
     h.append(epoch=1, train_loss=2.0, train_acc=0.2, val_loss=2.1, val_acc=0.2, lr=0.1, seconds=1.0)

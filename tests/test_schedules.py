@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from resnet_course.config import TrainConfig
 from resnet_course.schedules import build_schedule, lr_curve
-from resnet_course.training import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -47,7 +47,11 @@ def test_cosine_without_warmup_starts_at_lr() -> None:
 
 def test_step_and_multistep_and_constant() -> None:
     step = curve(schedule="step", step_size=4)
-    assert step[39] == pytest.approx(0.1) and step[40] == pytest.approx(0.01) and step[80] == pytest.approx(0.001)
+    assert (
+        step[39] == pytest.approx(0.1)
+        and step[40] == pytest.approx(0.01)
+        and step[80] == pytest.approx(0.001)
+    )
     multi = curve(schedule="multistep")  # He et al.: decay at 50 % and 75 %
     assert multi[49] == pytest.approx(0.1) and multi[50] == pytest.approx(0.01)
     assert multi[74] == pytest.approx(0.01) and multi[75] == pytest.approx(0.001)

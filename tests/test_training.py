@@ -11,8 +11,12 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from resnet_course.checkpoints import load_checkpoint, read_checkpoint
+from resnet_course.config import TrainConfig, recipe
+from resnet_course.engine import TrainingDiverged, fit
+from resnet_course.history import History
 from resnet_course.models import create
-from resnet_course.training import History, TrainConfig, TrainingDiverged, evaluate, fit, predict, recipe
+from resnet_course.optimizers import build_optimizer
+from resnet_course.predictions import evaluate, predict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,7 +34,9 @@ def data(n: int = 48, seed: int = 0) -> TensorDataset:
 
 
 def loaders(batch_size: int = 8) -> tuple[DataLoader, DataLoader]:
-    train = DataLoader(data(), batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(5))
+    train = DataLoader(
+        data(), batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(5)
+    )
     return train, DataLoader(data(16, seed=1), batch_size=16)
 
 
@@ -73,9 +79,19 @@ def test_config_validation(kw: dict, message: str) -> None:
 
 def test_config_defaults_and_round_trip() -> None:
     c = TrainConfig()
-    assert (c.optimizer, c.nesterov, c.momentum, c.schedule, c.label_smoothing) == ("sgd", True, 0.9, "onecycle", 0.1)
-    assert c.effective_lr() == pytest.approx(0.1) and TrainConfig(batch_size=512).effective_lr() == pytest.approx(0.4)
-    assert c.effective_weight_decay() == 5e-4 and TrainConfig(optimizer="adamw").effective_weight_decay() == 0.05
+    assert (c.optimizer, c.nesterov, c.momentum, c.schedule, c.label_smoothing) == (
+        "sgd",
+        True,
+        0.9,
+        "onecycle",
+        0.1,
+    )
+    assert c.effective_lr() == pytest.approx(0.1) and TrainConfig(
+        batch_size=512
+    ).effective_lr() == pytest.approx(0.4)
+    assert (
+        c.effective_weight_decay() == 5e-4 and TrainConfig(optimizer="adamw").effective_weight_decay() == 0.05
+    )
     assert c.effective_warmup_epochs() == pytest.approx(6.0)
     assert TrainConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown TrainConfig fields"):
@@ -86,8 +102,6 @@ def test_config_defaults_and_round_trip() -> None:
 
 
 def test_weight_decay_not_on_norm_and_bias() -> None:
-    from resnet_course.training import build_optimizer
-
     m = model()
     groups = build_optimizer(m, cfg()).param_groups
     assert [g["weight_decay"] for g in groups] == [5e-4, 0.0]
@@ -96,8 +110,6 @@ def test_weight_decay_not_on_norm_and_bias() -> None:
 
 
 def test_lr_factors_make_one_group_per_rate_with_the_longest_prefix_winning() -> None:
-    from resnet_course.training import build_optimizer
-
     m = model()
     opt = build_optimizer(m, cfg(lr=0.1, lr_factors={"": 0.1, "fc.": 1.0, "fc.bias": 2.0}))
     by_name = {g["name"]: g for g in opt.param_groups}
@@ -112,17 +124,19 @@ def test_lr_factors_make_one_group_per_rate_with_the_longest_prefix_winning() ->
     for p in backbone:
         p.requires_grad_(False)
     assert {g["name"] for g in build_optimizer(m, cfg(lr_factors={"fc.": 1.0})).param_groups} == {
-        "lr x1, decay", "lr x1, no decay"}
+        "lr x1, decay",
+        "lr x1, no decay",
+    }
 
 
 def test_lr_factors_are_validated() -> None:
-    from resnet_course.training import build_optimizer
-
     with pytest.raises(ValueError, match=r"lr_factors must be positive.*freeze it"):
         cfg(lr_factors={"layer1.": 0.0})
     with pytest.raises(ValueError, match="lr_factors must map parameter-name prefixes"):
         cfg(lr_factors=[("fc.", 1.0)])
-    with pytest.raises(ValueError, match=r"prefix\(es\) \['head\.'\] match no trainable parameter.*'conv1.weight'"):
+    with pytest.raises(
+        ValueError, match=r"prefix\(es\) \['head\.'\] match no trainable parameter.*'conv1.weight'"
+    ):
         build_optimizer(model(), cfg(lr_factors={"head.": 1.0}))
     c = cfg(lr_factors={"fc.": 1, "": 0.5})
     assert list(c.lr_factors.items()) == [("", 0.5), ("fc.", 1.0)]
@@ -182,13 +196,17 @@ def test_amp_bf16_swa_accumulation_and_clipping_run_on_cpu(tmp_path: Path) -> No
     assert all(math.isfinite(v) for v in h.train_loss)
     assert h.extra["swa"]["n_averaged"] == 2  # epochs 3 and 4
     ckpt = read_checkpoint(tmp_path / "last.pt")
-    assert ckpt["swa"]["applied"] and ckpt["scheduler"]["steps"] == 2 * 2  # 6 batches / 4 → 2 steps × 2 epochs
+    assert (
+        ckpt["swa"]["applied"] and ckpt["scheduler"]["steps"] == 2 * 2
+    )  # 6 batches / 4 → 2 steps × 2 epochs
     assert same_weights(load_checkpoint(tmp_path / "last.pt")[0], m.cpu())
 
 
 def test_adamw_and_every_schedule_run() -> None:
     for schedule in ("step", "multistep", "plateau", "constant"):
-        h = fit(model(), loaders()[0], None, cfg(epochs=2, schedule=schedule, optimizer="adamw"), progress=False)
+        h = fit(
+            model(), loaders()[0], None, cfg(epochs=2, schedule=schedule, optimizer="adamw"), progress=False
+        )
         assert len(h) == 2
 
 
@@ -206,13 +224,20 @@ def test_resume_after_epoch_two_equals_an_uninterrupted_run(tmp_path: Path, lr_f
     h_straight = fit(straight, *loaders(), cfg(lr_factors=lr_factors), out_dir=tmp_path / "a", progress=False)
 
     first = model()
-    h_first = fit(first, *loaders(), cfg(lr_factors=lr_factors), out_dir=tmp_path / "b", progress=False,
-                  callback=lambda h: len(h) == 2)
+    h_first = fit(
+        first,
+        *loaders(),
+        cfg(lr_factors=lr_factors),
+        out_dir=tmp_path / "b",
+        progress=False,
+        callback=lambda h: len(h) == 2,
+    )
     assert len(h_first) == 2 and h_first.interrupted
     torch.manual_seed(123)  # a different initialisation: everything must come from last.pt
     resumed = create("resnet20", num_classes=4)
-    h_resumed = fit(resumed, *loaders(), cfg(lr_factors=lr_factors), out_dir=tmp_path / "b", resume=True,
-                    progress=False)
+    h_resumed = fit(
+        resumed, *loaders(), cfg(lr_factors=lr_factors), out_dir=tmp_path / "b", resume=True, progress=False
+    )
     assert same_weights(straight, resumed)
     assert h_resumed.train_loss == h_straight.train_loss and h_resumed.val_acc == h_straight.val_acc
 
@@ -253,8 +278,15 @@ def test_a_checkpoint_from_before_a_new_config_field_still_resumes(tmp_path: Pat
     h = fit(model(), loaders()[0], None, cfg(epochs=2), out_dir=tmp_path, resume=True, progress=False)
     assert len(h) == 2
     with pytest.raises(ValueError, match=r"lr_factors=\{\} there"):
-        fit(model(), loaders()[0], None, cfg(epochs=2, lr_factors={"fc.": 2.0}), out_dir=tmp_path, resume=True,
-            progress=False)
+        fit(
+            model(),
+            loaders()[0],
+            None,
+            cfg(epochs=2, lr_factors={"fc.": 2.0}),
+            out_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
 
 
 def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
@@ -262,8 +294,15 @@ def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"cannot resume.*epochs=1 there, 2 now"):
         fit(model(), loaders()[0], None, cfg(epochs=2), out_dir=tmp_path, resume=True, progress=False)
     with pytest.raises(ValueError, match="does not fit the given model"):
-        fit(create("resnet32", num_classes=4), loaders()[0], None, cfg(epochs=1), out_dir=tmp_path, resume=True,
-            progress=False)
+        fit(
+            create("resnet32", num_classes=4),
+            loaders()[0],
+            None,
+            cfg(epochs=1),
+            out_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
 
 
 def test_nan_loss_stops_with_advice_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
@@ -278,8 +317,99 @@ def test_nan_loss_stops_with_advice_and_keeps_the_last_good_checkpoint(tmp_path:
         return output
 
     m.register_forward_hook(poison)
-    with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 1.*last good epoch.*lower learning rate.*normalised"):
+    with pytest.raises(
+        TrainingDiverged, match=r"epoch 2, batch 1.*last good epoch.*lower learning rate.*normalised"
+    ):
         fit(m, loaders()[0], None, cfg(), out_dir=tmp_path, progress=False)
     assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 1
     loaded, _ = load_checkpoint(tmp_path / "last.pt")
     assert all(torch.isfinite(p).all() for p in loaded.parameters())
+
+
+# ---------------------------------------------------------------------------------------------- one home per knob
+
+
+def test_the_device_is_resolved_once_when_the_config_is_made() -> None:
+    assert TrainConfig(device="auto").device in ("cpu", "cuda", "mps")
+    assert TrainConfig(device=torch.device("cpu")).device == "cpu"
+    assert TrainConfig(device="cpu").torch_device == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="invalid TrainConfig: device 'cuda' was requested"):
+            TrainConfig(device="cuda")
+    c = cfg()
+    assert c.uses_channels_last() and c.autocast_dtype() is None
+    assert (
+        cfg(amp=True).autocast_dtype() == torch.bfloat16 and not cfg(channels_last=False).uses_channels_last()
+    )
+
+
+def test_imports_flow_one_way_from_the_config() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, resnet_course.schedules, resnet_course.optimizers; "
+        "bad = [m for m in ('resnet_course.engine', 'resnet_course.runstate') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    import resnet_course.config as config_module
+
+    assert not hasattr(config_module, "build_schedule")
+
+
+# ---------------------------------------------------------------------------------------------- test metrics
+
+
+def test_fit_with_a_test_loader_stores_the_final_models_test_metrics_everywhere(tmp_path: Path) -> None:
+    m = model()
+    train, val = loaders()
+    test = DataLoader(data(24, seed=2), batch_size=8)
+    h = fit(m, train, val, cfg(epochs=3, lr=0.05), test_loader=test, out_dir=tmp_path, progress=False)
+    expected = evaluate(m, test)
+    assert h.extra["test"] == {
+        "accuracy": expected["accuracy"],
+        "loss": pytest.approx(expected["loss"]),
+        "n": 24,
+        "epoch": 3,
+    }
+    assert History.from_json(tmp_path / "history.json").extra["test"]["n"] == 24
+    last, best = read_checkpoint(tmp_path / "last.pt"), read_checkpoint(tmp_path / "best.pt")
+    for ckpt in (last, best):
+        assert ckpt["metrics"]["test_accuracy"] == expected["accuracy"]
+        assert ckpt["metrics"]["test_n"] == 24 and ckpt["metrics"]["test_of_epoch"] == 3
+    assert best["epoch"] == h.best_epoch and last["epoch"] == 3
+    if h.best_epoch != 3:  # best.pt keeps the best epoch's weights
+        assert not all(torch.equal(best["state_dict"][k], last["state_dict"][k]) for k in last["state_dict"])
+    # resuming the finished run trains nothing, tests again, and keeps the weights
+    h2 = fit(
+        model(),
+        train,
+        val,
+        cfg(epochs=3, lr=0.05),
+        test_loader=test,
+        out_dir=tmp_path,
+        resume=True,
+        progress=False,
+    )
+    assert h2.epoch == [1, 2, 3] and h2.extra["test"]["accuracy"] == expected["accuracy"]
+    again = read_checkpoint(tmp_path / "best.pt")
+    assert all(torch.equal(again["state_dict"][k], best["state_dict"][k]) for k in best["state_dict"])
+    assert again["metrics"]["test_accuracy"] == expected["accuracy"]
+
+
+def test_an_interrupted_run_is_not_tested(tmp_path: Path) -> None:
+    test = DataLoader(data(24, seed=2), batch_size=8)
+    h = fit(
+        model(),
+        loaders()[0],
+        None,
+        cfg(epochs=2),
+        test_loader=test,
+        out_dir=tmp_path,
+        progress=False,
+        callback=lambda h: True,
+    )
+    assert h.interrupted and "test" not in h.extra
+    assert read_checkpoint(tmp_path / "last.pt")["metrics"] == {}

@@ -21,9 +21,10 @@ from torchvision.transforms._presets import ImageClassification
 
 from resnet_course import transfer as T
 from resnet_course.checks import check_feature_extractor
+from resnet_course.config import TrainConfig
 from resnet_course.inspection import count_parameters
 from resnet_course.models import create
-from resnet_course.training import TrainConfig, build_optimizer
+from resnet_course.optimizers import build_optimizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CLASSES = ["a", "b", "c", "d"]
