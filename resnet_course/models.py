@@ -53,17 +53,36 @@ __all__ = [
     "model_config",
     "create_for_data",
     "SMALL_IMAGE_SIZE",
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "wide_resnet50_2",
     "preact_resnet18",
-    "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-    "plain20", "plain32", "plain44", "plain56", "plain110",
-    "wrn16_4", "wrn28_10", "se_resnet18", "se_resnet20",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet110",
+    "plain20",
+    "plain32",
+    "plain44",
+    "plain56",
+    "plain110",
+    "wrn16_4",
+    "wrn28_10",
+    "se_resnet18",
+    "se_resnet20",
 ]
 
 NormLayer = Callable[[int], nn.Module]
 
 
-def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
+def conv3x3(
+    in_planes: int, out_planes: int, stride: int = 1, groups: int = 1, dilation: int = 1
+) -> nn.Conv2d:
     """3×3 convolution with padding and no bias (a BatchNorm follows it)."""
     return nn.Conv2d(
         in_planes,
@@ -439,7 +458,9 @@ class ResNet(nn.Module):
                 f"num_classes and in_channels must be positive, got {num_classes} and {in_channels}"
             )
         if groups < 1 or width_per_group < 1:
-            raise ValueError(f"groups and width_per_group must be positive, got {groups} and {width_per_group}")
+            raise ValueError(
+                f"groups and width_per_group must be positive, got {groups} and {width_per_group}"
+            )
         if zero_init_residual and not block.has_shortcut:
             raise ValueError(
                 f"zero_init_residual=True would zero the output of every {block.__name__} "
@@ -466,7 +487,9 @@ class ResNet(nn.Module):
         else:
             self.bn1 = self._norm_layer(self.inplanes)
             self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
+        self.maxpool = (
+            nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
+        )
 
         self.num_stages = len(layers)
         for i, (n_blocks, width) in enumerate(zip(layers, widths, strict=True)):
@@ -479,6 +502,10 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(self.inplanes, num_classes)
 
+        self._init_weights(zero_init_residual)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        """Kaiming-normal convolutions (fan-out, as torchvision), unit-scale zero-shift norms, optional zero-init."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -542,7 +569,11 @@ class ResNet(nn.Module):
             hint = " (add a batch dimension with x.unsqueeze(0))" if x.ndim == 3 else ""
             raise ValueError(f"expected a 4-D tensor of shape {expected}, got shape {tuple(x.shape)}{hint}")
         if x.shape[1] != self.in_channels:
-            hint = " (is it channels-last HWC data? use x.permute(0, 3, 1, 2))" if x.shape[-1] == self.in_channels else ""
+            hint = (
+                " (is it channels-last HWC data? use x.permute(0, 3, 1, 2))"
+                if x.shape[-1] == self.in_channels
+                else ""
+            )
             raise ValueError(
                 f"expected {self.in_channels} input channels, shape {expected}, got shape {tuple(x.shape)}{hint}"
             )
@@ -575,7 +606,9 @@ class ResNet(nn.Module):
 _REGISTRY: dict[str, Callable[..., ResNet]] = {}
 
 
-def _call_kwargs(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+def _call_kwargs(
+    signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
     """The arguments of one builder call as keywords (positional ones named, ``**kwargs`` flattened)."""
     bound = signature.bind(*args, **kwargs)
     config: dict[str, Any] = {}
@@ -700,7 +733,9 @@ def resnet152(num_classes: int = 1000, stem: str = "imagenet", **kwargs: Any) ->
 def resnext50_32x4d(num_classes: int = 1000, stem: str = "imagenet", **kwargs: Any) -> ResNet:
     """ResNeXt-50 32×4d (Xie et al. 2017): ResNet-50 whose 3×3 convolutions have 32 groups (4 channels each in
     ``layer1``, twice as many in every later stage); 25.0 M parameters at 1000 classes."""
-    return _imagenet_family(Bottleneck, [3, 4, 6, 3], num_classes, stem, groups=32, width_per_group=4, **kwargs)
+    return _imagenet_family(
+        Bottleneck, [3, 4, 6, 3], num_classes, stem, groups=32, width_per_group=4, **kwargs
+    )
 
 
 @register
@@ -816,4 +851,6 @@ def se_resnet18(num_classes: int = 10, stem: str = "cifar", se_reduction: int = 
 @register
 def se_resnet20(num_classes: int = 10, se_reduction: int = 16, **kwargs: Any) -> ResNet:
     """ResNet-20 with squeeze-and-excitation in every block (Hu et al. 2018, reduction 16)."""
-    return _cifar_family(BasicBlock, 20, num_classes, kwargs.pop("shortcut", "A"), se_reduction=se_reduction, **kwargs)
+    return _cifar_family(
+        BasicBlock, 20, num_classes, kwargs.pop("shortcut", "A"), se_reduction=se_reduction, **kwargs
+    )
