@@ -33,6 +33,7 @@ from matplotlib.transforms import offset_copy
 from torch import Tensor, nn
 
 from .inspection import model_device
+from .models import ResNet
 from .plots import new_subplots
 
 __all__ = [
@@ -95,6 +96,8 @@ def _batch(x: Tensor, model: nn.Module) -> Tensor:
             f"expected a normalised float tensor, got dtype {x.dtype}; convert uint8 images with the "
             "test transforms (or x.float() / 255 and normalise with the dataset's mean/std) first"
         )
+    if isinstance(model, ResNet):
+        model.check_input(x)  # ResNet.forward does not check its input
     return x.to(model_device(model))
 
 

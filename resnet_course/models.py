@@ -10,18 +10,25 @@ What is here:
 * shortcuts where the shape changes: option ``"B"`` (1×1 convolution + BatchNorm, torchvision's
   ``downsample``) and option ``"A"`` (:class:`ShortcutA`, parameter-free: subsample and zero-pad);
 * one :class:`ResNet` class with an ImageNet stem (7×7/2 conv + max-pool) or a CIFAR stem (3×3/1 conv);
-* builders for the ImageNet family (``resnet18`` … ``resnet152``), the CIFAR family of He et al. 2015
-  (``resnet20`` … ``resnet110``) and its plain twins (``plain20`` …), ``preact_resnet18``, Wide ResNets
-  (``wrn16_4``, ``wrn28_10``) and SE variants, all reachable through :func:`create`.
+* builders for the ImageNet family (``resnet18`` … ``resnet152``, ``resnext50_32x4d``, ``wide_resnet50_2``),
+  the CIFAR family of He et al. 2015 (``resnet20`` … ``resnet110``) and its plain twins (``plain20`` …),
+  ``preact_resnet18``, Wide ResNets (``wrn16_4``, ``wrn28_10``) and SE variants, all reachable through
+  :func:`create`; every model they build records how to rebuild it (:func:`model_config`).
+
+The forward pass is free of Python-side checks, so ``torch.jit.script``, ``torch.export``, ``torch.compile``
+and torchvision's ``create_feature_extractor`` accept every model; :meth:`ResNet.check_input` validates input.
 
 Sources: He, Zhang, Ren, Sun, *Deep Residual Learning for Image Recognition*, CVPR 2016 (arXiv:1512.03385);
 He et al., *Identity Mappings in Deep Residual Networks*, ECCV 2016 (arXiv:1603.05027); Zagoruyko &
 Komodakis, *Wide Residual Networks*, BMVC 2016 (arXiv:1605.07146); Hu, Shen, Sun,
-*Squeeze-and-Excitation Networks*, CVPR 2018 (arXiv:1709.01507).
+*Squeeze-and-Excitation Networks*, CVPR 2018 (arXiv:1709.01507); Xie et al., *Aggregated Residual
+Transformations for Deep Neural Networks* (ResNeXt), CVPR 2017 (arXiv:1611.05431).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -46,16 +53,36 @@ __all__ = [
     "model_config",
     "create_for_data",
     "SMALL_IMAGE_SIZE",
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "preact_resnet18",
-    "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-    "plain20", "plain32", "plain44", "plain56", "plain110",
-    "wrn16_4", "wrn28_10", "se_resnet18", "se_resnet20",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "wide_resnet50_2",
+    "preact_resnet18",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet110",
+    "plain20",
+    "plain32",
+    "plain44",
+    "plain56",
+    "plain110",
+    "wrn16_4",
+    "wrn28_10",
+    "se_resnet18",
+    "se_resnet20",
 ]
 
 NormLayer = Callable[[int], nn.Module]
 
 
-def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
+def conv3x3(
+    in_planes: int, out_planes: int, stride: int = 1, groups: int = 1, dilation: int = 1
+) -> nn.Conv2d:
     """3×3 convolution with padding and no bias (a BatchNorm follows it)."""
     return nn.Conv2d(
         in_planes,
@@ -72,6 +99,15 @@ def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1, d
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     """1×1 convolution with no bias."""
     return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
+
+
+def _require_default_width(block: str, groups: int, base_width: int) -> None:
+    """Only :class:`Bottleneck` has grouped/widened 3×3 convolutions (ResNeXt, Wide ResNet-50), as in torchvision."""
+    if groups != 1 or base_width != 64:
+        raise ValueError(
+            f"{block} only supports groups=1 and base_width=64, got groups={groups} and base_width={base_width}; "
+            "use Bottleneck blocks (e.g. resnext50_32x4d, wide_resnet50_2) for grouped or wider convolutions"
+        )
 
 
 def _se(channels: int, se_reduction: int | None) -> nn.Module | None:
@@ -132,8 +168,11 @@ class PlainBlock(nn.Module):
         downsample: nn.Module | None = None,
         norm_layer: NormLayer | None = None,
         se_reduction: int | None = None,
+        groups: int = 1,
+        base_width: int = 64,
     ) -> None:
         super().__init__()
+        _require_default_width("PlainBlock", groups, base_width)
         if downsample is not None:
             raise ValueError("PlainBlock has no shortcut, so it takes no downsample module")
         norm_layer = norm_layer or nn.BatchNorm2d
@@ -171,8 +210,11 @@ class BasicBlock(nn.Module):
         downsample: nn.Module | None = None,
         norm_layer: NormLayer | None = None,
         se_reduction: int | None = None,
+        groups: int = 1,
+        base_width: int = 64,
     ) -> None:
         super().__init__()
+        _require_default_width("BasicBlock", groups, base_width)
         norm_layer = norm_layer or nn.BatchNorm2d
         self.conv1 = conv3x3(inplanes, planes, stride)
         self.bn1 = norm_layer(planes)
@@ -201,7 +243,9 @@ class Bottleneck(nn.Module):
     """The residual block of ResNet-50/101/152: 1×1 reduce → 3×3 → 1×1 expand (×4), each followed by BN.
 
     ``y = relu(F(x) + shortcut(x))``. As in torchvision (ResNet v1.5) the stride sits on the 3×3
-    convolution, not on the first 1×1 as in the original paper.
+    convolution, not on the first 1×1 as in the original paper. ``groups`` and ``base_width`` set the inner
+    width to ``planes * base_width / 64 * groups`` with a grouped 3×3 convolution: ResNeXt (Xie et al. 2017)
+    uses ``groups=32, base_width=4``, Wide ResNet-50-2 ``base_width=128``.
     """
 
     expansion: ClassVar[int] = 4
@@ -267,8 +311,11 @@ class PreActBlock(nn.Module):
         downsample: nn.Module | None = None,
         norm_layer: NormLayer | None = None,
         se_reduction: int | None = None,
+        groups: int = 1,
+        base_width: int = 64,
     ) -> None:
         super().__init__()
+        _require_default_width("PreActBlock", groups, base_width)
         norm_layer = norm_layer or nn.BatchNorm2d
         self.bn1 = norm_layer(inplanes)
         self.relu = nn.ReLU(inplace=True)
@@ -280,7 +327,7 @@ class PreActBlock(nn.Module):
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
-        out = F.relu(self.bn1(x))
+        out = self.relu(self.bn1(x))
         identity = x if self.downsample is None else self.downsample(out)
         out = self.conv1(out)
         out = self.conv2(self.relu(self.bn2(out)))
@@ -308,8 +355,11 @@ class PreActBottleneck(nn.Module):
         downsample: nn.Module | None = None,
         norm_layer: NormLayer | None = None,
         se_reduction: int | None = None,
+        groups: int = 1,
+        base_width: int = 64,
     ) -> None:
         super().__init__()
+        _require_default_width("PreActBottleneck", groups, base_width)
         norm_layer = norm_layer or nn.BatchNorm2d
         self.bn1 = norm_layer(inplanes)
         self.relu = nn.ReLU(inplace=True)
@@ -323,7 +373,7 @@ class PreActBottleneck(nn.Module):
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
-        out = F.relu(self.bn1(x))
+        out = self.relu(self.bn1(x))
         identity = x if self.downsample is None else self.downsample(out)
         out = self.conv1(out)
         out = self.conv2(self.relu(self.bn2(out)))
@@ -361,10 +411,19 @@ class ResNet(nn.Module):
         stem_width: channels after the stem; defaults to ``widths[0]``.
         norm_layer: normalisation layer factory, ``nn.BatchNorm2d`` by default.
         se_reduction: add squeeze-and-excitation with this reduction ratio to every block (Hu et al. use 16).
+        groups, width_per_group: the grouped, widened 3×3 convolutions of :class:`Bottleneck` (torchvision's
+            names); other blocks accept only the defaults 1 and 64.
+
+    The forward pass does not check its input, so that ``torch.jit.script``, ``torch.export``, ``torch.compile``
+    and torchvision's ``create_feature_extractor`` handle it as they handle torchvision's ResNets; entry points
+    that take user tensors call :meth:`check_input` for a clear error message.
 
     With pre-activation blocks the stem has no BN/ReLU after its convolution (the first block supplies
-    them) and a final ``bn_final`` + ReLU precedes the pooling, as in He et al. 2016.
+    them) and a final ``bn_final`` + ``relu_final`` precedes the pooling, as in He et al. 2016.
     """
+
+    # Python-side properties that forward does not use: torch.jit.script would otherwise compile them.
+    __jit_unused_properties__ = ["stages", "total_stride", "min_input_size"]
 
     def __init__(
         self,
@@ -379,6 +438,8 @@ class ResNet(nn.Module):
         stem_width: int | None = None,
         norm_layer: NormLayer | None = None,
         se_reduction: int | None = None,
+        groups: int = 1,
+        width_per_group: int = 64,
     ) -> None:
         super().__init__()
         if stem not in STEMS:
@@ -396,6 +457,10 @@ class ResNet(nn.Module):
             raise ValueError(
                 f"num_classes and in_channels must be positive, got {num_classes} and {in_channels}"
             )
+        if groups < 1 or width_per_group < 1:
+            raise ValueError(
+                f"groups and width_per_group must be positive, got {groups} and {width_per_group}"
+            )
         if zero_init_residual and not block.has_shortcut:
             raise ValueError(
                 f"zero_init_residual=True would zero the output of every {block.__name__} "
@@ -408,6 +473,8 @@ class ResNet(nn.Module):
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.se_reduction = se_reduction
+        self.groups = groups
+        self.base_width = width_per_group
         self.inplanes = stem_width or widths[0]
 
         if stem == "imagenet":
@@ -420,7 +487,9 @@ class ResNet(nn.Module):
         else:
             self.bn1 = self._norm_layer(self.inplanes)
             self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
+        self.maxpool = (
+            nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
+        )
 
         self.num_stages = len(layers)
         for i, (n_blocks, width) in enumerate(zip(layers, widths, strict=True)):
@@ -429,9 +498,14 @@ class ResNet(nn.Module):
 
         self.num_features = self.inplanes
         self.bn_final: nn.Module | None = self._norm_layer(self.inplanes) if block.preact else None
+        self.relu_final: nn.Module | None = nn.ReLU(inplace=True) if block.preact else None
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(self.inplanes, num_classes)
 
+        self._init_weights(zero_init_residual)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        """Kaiming-normal convolutions (fan-out, as torchvision), unit-scale zero-shift norms, optional zero-init."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -456,7 +530,12 @@ class ResNet(nn.Module):
                 downsample = nn.Sequential(
                     conv1x1(self.inplanes, out_planes, stride), self._norm_layer(out_planes)
                 )
-        kwargs: dict[str, Any] = {"norm_layer": self._norm_layer, "se_reduction": self.se_reduction}
+        kwargs: dict[str, Any] = {
+            "norm_layer": self._norm_layer,
+            "se_reduction": self.se_reduction,
+            "groups": self.groups,
+            "base_width": self.base_width,
+        }
         layers = [block(self.inplanes, planes, stride, downsample, **kwargs)]
         self.inplanes = out_planes
         layers += [block(self.inplanes, planes, **kwargs) for _ in range(1, blocks)]
@@ -478,7 +557,11 @@ class ResNet(nn.Module):
         return self.total_stride
 
     def check_input(self, x: Tensor) -> None:
-        """Raise a ``ValueError`` naming the expected shape when ``x`` cannot be fed to this network."""
+        """Raise a ``ValueError`` naming the expected shape when ``x`` cannot be fed to this network.
+
+        :meth:`forward` does not call it (tracers and compilers would see the checks); call it where user
+        input enters, before ``model(x)``.
+        """
         expected = f"(N, {self.in_channels}, H, W) with H, W >= {self.min_input_size}"
         if not isinstance(x, Tensor):
             raise ValueError(f"expected a tensor of shape {expected}, got {type(x).__name__}")
@@ -486,7 +569,11 @@ class ResNet(nn.Module):
             hint = " (add a batch dimension with x.unsqueeze(0))" if x.ndim == 3 else ""
             raise ValueError(f"expected a 4-D tensor of shape {expected}, got shape {tuple(x.shape)}{hint}")
         if x.shape[1] != self.in_channels:
-            hint = " (is it channels-last HWC data? use x.permute(0, 3, 1, 2))" if x.shape[-1] == self.in_channels else ""
+            hint = (
+                " (is it channels-last HWC data? use x.permute(0, 3, 1, 2))"
+                if x.shape[-1] == self.in_channels
+                else ""
+            )
             raise ValueError(
                 f"expected {self.in_channels} input channels, shape {expected}, got shape {tuple(x.shape)}{hint}"
             )
@@ -499,14 +586,14 @@ class ResNet(nn.Module):
     def forward_features(self, x: Tensor) -> Tensor:
         """Everything up to (not including) the global pool: the last stage's feature map."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        for stage in self.stages:
-            x = stage(x)
-        if self.bn_final is not None:
-            x = F.relu(self.bn_final(x))
+        for name, child in self.named_children():  # the stages in order; TorchScript unrolls this loop
+            if name.startswith("layer"):
+                x = child(x)
+        if self.bn_final is not None and self.relu_final is not None:
+            x = self.relu_final(self.bn_final(x))
         return x
 
     def forward(self, x: Tensor) -> Tensor:
-        self.check_input(x)
         x = self.forward_features(x)
         x = torch.flatten(self.avgpool(x), 1)
         return self.fc(x)
@@ -519,10 +606,40 @@ class ResNet(nn.Module):
 _REGISTRY: dict[str, Callable[..., ResNet]] = {}
 
 
+def _call_kwargs(
+    signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The arguments of one builder call as keywords (positional ones named, ``**kwargs`` flattened)."""
+    bound = signature.bind(*args, **kwargs)
+    config: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            config.update(value)
+        else:
+            config[name] = value
+    return config
+
+
 def register(fn: Callable[..., ResNet]) -> Callable[..., ResNet]:
-    """Add a builder to the registry under its function name."""
-    _REGISTRY[fn.__name__] = fn
-    return fn
+    """Add a builder to the registry under its function name.
+
+    The builder is wrapped so that every model it returns records its name and the arguments it was given
+    (``registry_name``, ``registry_kwargs``): ``model_config(resnet18(num_classes=10))`` equals
+    ``model_config(create("resnet18", num_classes=10))``, and a checkpoint can rebuild either.
+    """
+    name = fn.__name__
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def builder(*args: Any, **kwargs: Any) -> ResNet:
+        config = _call_kwargs(signature, args, kwargs)
+        model = fn(*args, **kwargs)
+        model.registry_name = name
+        model.registry_kwargs = config
+        return model
+
+    _REGISTRY[name] = builder
+    return builder
 
 
 def list_models() -> list[str]:
@@ -530,40 +647,51 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create(name: str, **kwargs: Any) -> ResNet:
-    """Build a registered model by name, e.g. ``create("resnet18", num_classes=10, stem="cifar")``."""
+def _builder(name: str) -> Callable[..., ResNet]:
+    """The registered builder called ``name``; an unknown name is a ``ValueError`` listing the known ones."""
     try:
-        builder = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; available models: {', '.join(list_models())}") from None
-    model = builder(**kwargs)
-    model.registry_name = name
-    model.registry_kwargs = dict(kwargs)
-    return model
 
 
-# Builders whose ``stem`` argument is meant to be chosen by image size (the rest are CIFAR-only designs).
-_STEM_BY_IMAGE_SIZE = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "preact_resnet18", "se_resnet18")
+def create(name: str, **kwargs: Any) -> ResNet:
+    """Build a registered model by name, e.g. ``create("resnet18", num_classes=10, stem="cifar")``."""
+    return _builder(name)(**kwargs)
+
+
 SMALL_IMAGE_SIZE = 64  # at or below this many pixels, the ImageNet stem would shrink the image too early
 
 
 def create_for_data(name: str, num_classes: int, image_size: int, **kwargs: Any) -> ResNet:
     """Build ``name`` for a dataset with ``num_classes`` classes and ``image_size``-pixel images.
 
-    The ImageNet-family networks get the 3×3 CIFAR stem on small images (≤ ``SMALL_IMAGE_SIZE`` px): the
-    7×7/2 conv + max-pool would turn a 32×32 image into 8×8 before the first stage. Explicit ``kwargs``
-    (e.g. ``stem=...``) win. The CLI, the GUI and the notebooks all build their models through this rule.
+    Builders with a ``stem`` parameter (the ImageNet family, ``preact_resnet18``, ``se_resnet18``, ResNeXt and
+    Wide ResNet-50) get the stem that suits the image size: the 3×3 CIFAR stem on small images
+    (≤ ``SMALL_IMAGE_SIZE`` px), where the 7×7/2 conv + max-pool would turn a 32×32 image into 8×8 before the
+    first stage, and the ImageNet stem on larger ones, where the CIFAR stem would run every stage at full
+    resolution. ``stem`` is passed only when it differs from the builder's default, so the recorded
+    :func:`model_config` stays minimal. The CIFAR-only designs (``resnet20``, ``wrn16_4``, ...) keep their
+    stem. Explicit ``kwargs`` (e.g. ``stem=...``) win. The CLI, the GUI and the notebooks all build their
+    models through this rule.
     """
-    if name in _STEM_BY_IMAGE_SIZE and image_size <= SMALL_IMAGE_SIZE:
-        kwargs.setdefault("stem", "cifar")
+    stem = inspect.signature(_builder(name)).parameters.get("stem")
+    if stem is not None and "stem" not in kwargs:
+        wanted = "cifar" if image_size <= SMALL_IMAGE_SIZE else "imagenet"
+        if wanted != stem.default:
+            kwargs["stem"] = wanted
     return create(name, num_classes=num_classes, **kwargs)
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:
-    """``{"name": ..., "kwargs": ...}`` for a model made by :func:`create` (what a checkpoint stores)."""
+    """``{"name": ..., "kwargs": ...}`` for a model made by :func:`create` or a registered builder such as
+    :func:`resnet18` (what a checkpoint stores)."""
     name = getattr(model, "registry_name", None)
     if name is None:
-        raise ValueError("this model was not built with resnet_course.models.create(), so it cannot be rebuilt by name")
+        raise ValueError(
+            "this model was not built with resnet_course.models.create() or a registered builder such as "
+            "models.resnet18(), so it cannot be rebuilt by name"
+        )
     return {"name": name, "kwargs": dict(model.registry_kwargs)}
 
 
@@ -599,6 +727,22 @@ def resnet101(num_classes: int = 1000, stem: str = "imagenet", **kwargs: Any) ->
 def resnet152(num_classes: int = 1000, stem: str = "imagenet", **kwargs: Any) -> ResNet:
     """ResNet-152 (He et al. 2015, Table 1): Bottleneck × [3, 8, 36, 3]."""
     return _imagenet_family(Bottleneck, [3, 8, 36, 3], num_classes, stem, **kwargs)
+
+
+@register
+def resnext50_32x4d(num_classes: int = 1000, stem: str = "imagenet", **kwargs: Any) -> ResNet:
+    """ResNeXt-50 32×4d (Xie et al. 2017): ResNet-50 whose 3×3 convolutions have 32 groups (4 channels each in
+    ``layer1``, twice as many in every later stage); 25.0 M parameters at 1000 classes."""
+    return _imagenet_family(
+        Bottleneck, [3, 4, 6, 3], num_classes, stem, groups=32, width_per_group=4, **kwargs
+    )
+
+
+@register
+def wide_resnet50_2(num_classes: int = 1000, stem: str = "imagenet", **kwargs: Any) -> ResNet:
+    """Wide ResNet-50-2 (torchvision's variant of Zagoruyko & Komodakis 2016): ResNet-50 whose bottlenecks are
+    twice as wide inside (the 1×1 reduce and the 3×3 convolution); 68.9 M parameters at 1000 classes."""
+    return _imagenet_family(Bottleneck, [3, 4, 6, 3], num_classes, stem, width_per_group=128, **kwargs)
 
 
 @register
@@ -707,4 +851,6 @@ def se_resnet18(num_classes: int = 10, stem: str = "cifar", se_reduction: int = 
 @register
 def se_resnet20(num_classes: int = 10, se_reduction: int = 16, **kwargs: Any) -> ResNet:
     """ResNet-20 with squeeze-and-excitation in every block (Hu et al. 2018, reduction 16)."""
-    return _cifar_family(BasicBlock, 20, num_classes, kwargs.pop("shortcut", "A"), se_reduction=se_reduction, **kwargs)
+    return _cifar_family(
+        BasicBlock, 20, num_classes, kwargs.pop("shortcut", "A"), se_reduction=se_reduction, **kwargs
+    )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
+from torchvision.models.feature_extraction import create_feature_extractor
 
 from resnet_course import models
 from resnet_course.inspection import count_parameters
@@ -121,7 +123,9 @@ def test_wide_resnet_parameter_counts():
 def test_cifar_resnet_paper_sizes():
     # He et al. 2015, Table 6: 0.27 M, 0.46 M, 0.66 M, 0.85 M, 1.7 M
     for depth, millions in [(20, 0.27), (32, 0.46), (44, 0.66), (56, 0.85), (110, 1.7)]:
-        assert count_parameters(create(f"resnet{depth}")) / 1e6 == pytest.approx(millions, abs=0.01 if depth < 110 else 0.03)
+        assert count_parameters(create(f"resnet{depth}")) / 1e6 == pytest.approx(
+            millions, abs=0.01 if depth < 110 else 0.03
+        )
 
 
 @pytest.mark.parametrize("depth", [18, 34, 50])
@@ -140,7 +144,9 @@ def test_torchvision_weights_load_strictly_and_outputs_match(depth):
 def test_deep_torchvision_state_dicts_have_our_names(depth):
     tv = getattr(torchvision.models, f"resnet{depth}")()
     ours = create(f"resnet{depth}")
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in tv.state_dict().items()}
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: v.shape for k, v in tv.state_dict().items()
+    }
 
 
 @pytest.mark.parametrize(
@@ -192,7 +198,8 @@ def test_zero_init_residual_makes_every_block_an_identity(name):
         for block in stage:
             if block.downsample is not None:
                 continue
-            x = torch.rand(2, block.conv1.in_channels, 8, 8)  # non-negative: what a block receives after a ReLU
+            # non-negative: what a block receives after a ReLU
+            x = torch.rand(2, block.conv1.in_channels, 8, 8)
             with torch.no_grad():
                 assert torch.allclose(block(x), x, atol=1e-6)
             checked += 1
@@ -206,10 +213,12 @@ def test_zero_init_residual_rejected_for_plain_nets():
 
 def test_registry_lists_and_creates():
     names = list_models()
-    for expected in ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet20", "resnet32",
-                     "resnet44", "resnet56", "resnet110", "plain20", "plain32", "plain44", "plain56",
-                     "plain110", "preact_resnet18", "wrn16_4", "wrn28_10", "se_resnet18", "se_resnet20"]:
-        assert expected in names
+    expected = (
+        "resnet18 resnet34 resnet50 resnet101 resnet152 resnext50_32x4d wide_resnet50_2 resnet20 resnet32 "
+        "resnet44 resnet56 resnet110 plain20 plain32 plain44 plain56 plain110 preact_resnet18 wrn16_4 wrn28_10 "
+        "se_resnet18 se_resnet20"
+    ).split()
+    assert set(expected) <= set(names)
     net = create("resnet32", num_classes=3)
     assert net.fc.out_features == 3
     assert models.model_config(net) == {"name": "resnet32", "kwargs": {"num_classes": 3}}
@@ -225,6 +234,46 @@ def test_model_config_requires_registry():
         models.model_config(ResNet(BasicBlock, [1], (8,), num_classes=2, stem="cifar"))
 
 
+def test_builders_record_their_name_and_arguments():
+    direct = models.model_config(models.resnet18(num_classes=10))
+    assert direct == models.model_config(create("resnet18", num_classes=10))
+    assert direct == {"name": "resnet18", "kwargs": {"num_classes": 10}}
+    assert models.model_config(models.resnet20(3, shortcut="B")) == {
+        "name": "resnet20",
+        "kwargs": {"num_classes": 3, "shortcut": "B"},
+    }
+    # se_resnet18 calls the registered resnet18 builder inside: the outer name is the one recorded
+    assert models.model_config(models.se_resnet18(num_classes=4, zero_init_residual=True)) == {
+        "name": "se_resnet18",
+        "kwargs": {"num_classes": 4, "zero_init_residual": True},
+    }
+    assert models.resnet18.__name__ == "resnet18" and "ResNet-18" in models.resnet18.__doc__
+    with pytest.raises(TypeError):
+        models.resnet20(3, num_classes=4)
+
+
+@pytest.mark.parametrize(
+    "block", [PlainBlock, BasicBlock, PreActBlock, PreActBottleneck], ids=lambda b: b.__name__
+)
+def test_only_bottleneck_takes_groups_and_width(block):
+    with pytest.raises(ValueError, match=rf"{block.__name__} only supports groups=1 and base_width=64"):
+        ResNet(block, [1], (8,), stem="cifar", groups=2)
+    with pytest.raises(ValueError, match="positive"):
+        ResNet(Bottleneck, [1], (8,), stem="cifar", width_per_group=0)
+
+
+@pytest.mark.parametrize("name", ["resnext50_32x4d", "wide_resnet50_2"])
+def test_resnext_and_wide_resnet50_match_torchvision(name):
+    torch.manual_seed(0)
+    tv = getattr(torchvision.models, name)().eval()  # random weights: nothing is downloaded
+    ours = create(name).eval()
+    assert count_parameters(ours) == count_parameters(tv)
+    ours.load_state_dict(tv.state_dict(), strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), tv(x), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("x", "match"),
     [
@@ -236,12 +285,22 @@ def test_model_config_requires_registry():
 )
 def test_bad_input_errors_name_expected_shape(x, match):
     with pytest.raises(ValueError, match=match):
-        models.resnet20()(x)
+        models.resnet20().check_input(x)
 
 
 def test_imagenet_stem_minimum_size():
+    net = models.resnet18()
     with pytest.raises(ValueError, match=r"H, W >= 32"):
-        models.resnet18()(torch.randn(1, 3, 16, 16))
+        net.check_input(torch.randn(1, 3, 16, 16))
+    assert net.check_input(torch.randn(1, 3, net.min_input_size, net.min_input_size)) is None
+
+
+def test_forward_does_not_check_its_input():
+    # The checks live in check_input, called by the entry points; forward stays traceable. A bad shape
+    # then fails inside torch itself (here: the first convolution sees 1 channel instead of 3).
+    net = models.resnet20().eval()
+    with pytest.raises(RuntimeError, match="channels"):
+        net(torch.randn(1, 1, 32, 32))
 
 
 @pytest.mark.parametrize(
@@ -279,6 +338,94 @@ def test_create_for_data_picks_the_stem_by_image_size():
     small = models.create_for_data("resnet18", num_classes=10, image_size=32)
     assert small.stem == "cifar" and small.fc.out_features == 10
     assert models.model_config(small) == {"name": "resnet18", "kwargs": {"num_classes": 10, "stem": "cifar"}}
-    assert models.create_for_data("resnet18", num_classes=5, image_size=224).stem == "imagenet"
-    assert models.create_for_data("resnet18", num_classes=5, image_size=32, stem="imagenet").stem == "imagenet"
+    large = models.create_for_data("resnet18", num_classes=5, image_size=224)
+    assert large.stem == "imagenet" and models.model_config(large)["kwargs"] == {"num_classes": 5}
+    assert (
+        models.create_for_data("resnet18", num_classes=5, image_size=32, stem="imagenet").stem == "imagenet"
+    )
     assert models.create_for_data("resnet20", num_classes=3, image_size=224).stem == "cifar"  # a CIFAR design
+
+
+@pytest.mark.parametrize("name", ["preact_resnet18", "se_resnet18"])
+def test_create_for_data_gives_cifar_default_builders_the_imagenet_stem_on_large_images(name):
+    large = models.create_for_data(name, num_classes=5, image_size=128)
+    assert large.stem == "imagenet"
+    assert models.model_config(large) == {"name": name, "kwargs": {"num_classes": 5, "stem": "imagenet"}}
+    assert models.create_for_data(name, num_classes=5, image_size=32).stem == "cifar"
+    assert models.create_for_data(name, num_classes=5, image_size=128, stem="cifar").stem == "cifar"
+    with pytest.raises(ValueError, match="unknown model"):
+        models.create_for_data("resnet19", num_classes=5, image_size=32)
+
+
+# --------------------------------------------------------------------------------------------------
+# The PyTorch tool chain accepts every registry model (parametrized over list_models(), so a new
+# builder is covered automatically), and each tool computes what the eager model computes.
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=list_models())
+def registry_model(request):
+    """``(name, model in eval mode, the smallest input it accepts)``; module scope: one model alive at a time."""
+    torch.manual_seed(0)
+    model = create(request.param).eval()
+    size = max(32, model.min_input_size)
+    model.check_input(torch.empty(1, 3, size, size))
+    return request.param, model, torch.randn(1, 3, size, size)
+
+
+def test_registry_model_records_its_name(registry_model):
+    name, model, _ = registry_model
+    assert models.model_config(model) == {"name": name, "kwargs": {}}
+
+
+def test_every_relu_is_a_module(registry_model):
+    # A functional ReLU would be invisible to forward hooks on nn.ReLU (feature maps, zero fractions).
+    _, model, _ = registry_model
+    graph = torch.fx.symbolic_trace(model).graph
+    functional = {F.relu, F.relu_, torch.relu, torch.relu_}
+    assert [n.name for n in graph.nodes if n.op == "call_function" and n.target in functional] == []
+    relus = [
+        n for n in graph.nodes if n.op == "call_module" and isinstance(model.get_submodule(n.target), nn.ReLU)
+    ]
+    assert relus
+
+
+def test_feature_extractor_matches_eager(registry_model):
+    _, model, x = registry_model
+    extractor = create_feature_extractor(
+        model, return_nodes={"layer1": "layer1", "flatten": "pooled", "fc": "logits"}
+    )
+    seen = {}
+    handle = model.layer1.register_forward_hook(lambda _m, _i, out: seen.update(layer1=out.clone()))
+    with torch.no_grad():
+        expected = model(x)
+        out = extractor(x)
+    handle.remove()
+    torch.testing.assert_close(out["layer1"], seen["layer1"])
+    torch.testing.assert_close(out["logits"], expected)
+    assert out["pooled"].shape == (1, model.num_features)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_torchscript_matches_eager(registry_model):
+    _, model, x = registry_model
+    scripted = torch.jit.script(model)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), model(x))
+
+
+def test_export_matches_eager(registry_model):
+    _, model, x = registry_model
+    exported = torch.export.export(model, (x,))
+    with torch.no_grad():
+        torch.testing.assert_close(exported.module()(x), model(x))
+
+
+def test_compile_fullgraph_matches_eager(registry_model):
+    # backend="eager" runs dynamo's graph capture (fullgraph=True: any graph break is an error) and then
+    # executes the captured graph as is, without paying inductor's compile time.
+    _, model, x = registry_model
+    torch._dynamo.reset()  # every model is a new module: start from an empty cache, far from recompile limits
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x))
