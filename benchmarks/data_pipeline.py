@@ -19,9 +19,11 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from resnet_course.data import ImageTensors, compute_mean_std, load_data
-from resnet_course.loaders import TensorLoader
-from resnet_course.throughput import loader_images_per_second
+from resnet_course.data.containers import ImageTensors
+from resnet_course.data.loaders import TensorLoader
+from resnet_course.data.loading import load_data
+from resnet_course.data.statistics import compute_mean_std
+from resnet_course.training.throughput import loader_images_per_second
 
 
 class PILDataset(torch.utils.data.Dataset):

@@ -5,7 +5,7 @@ Throughput: one training step = forward + cross-entropy + backward + SGD step on
 after warm-up. Each setting is printed with its ratio to the plain fp32 contiguous loop:
 
 * CPU: ``fp32``, ``channels_last``, ``bf16 autocast``, ``channels_last + bf16`` and ``engine default`` (what
-  :func:`resnet_course.engine.fit` does with ``TrainConfig()`` on this device);
+  :func:`resnet_course.training.engine.fit` does with ``TrainConfig()`` on this device);
 * CUDA, in addition: ``fp16 AMP`` (autocast + ``GradScaler``), ``bf16 AMP``, each with ``channels_last``,
   and with ``--compile`` the same under ``torch.compile``.
 
@@ -84,7 +84,7 @@ def images_per_second(
 
 def settings(device: torch.device, compile_model: bool) -> list[tuple[str, dict]]:
     """(label, keyword arguments of :func:`images_per_second`) for ``device``; the first one is the baseline."""
-    from resnet_course.config import TrainConfig
+    from resnet_course.training.config import TrainConfig
 
     default = TrainConfig(device=str(device))
     out = [
@@ -122,10 +122,10 @@ def throughput(args: argparse.Namespace) -> None:
 
 
 def compare_recipes(args: argparse.Namespace) -> None:
-    from resnet_course.config import TrainConfig
-    from resnet_course.data import load_data
-    from resnet_course.engine import fit
-    from resnet_course.predictions import evaluate
+    from resnet_course.data.loading import load_data
+    from resnet_course.training.config import TrainConfig
+    from resnet_course.training.engine import fit
+    from resnet_course.training.predictions import evaluate
 
     device = resolve_device(args.device)
     bundle = load_data("shapes10", train_size=args.images, test_size=args.images // 4, val_fraction=0.0,
@@ -154,10 +154,10 @@ def compare_precision(args: argparse.Namespace) -> None:
     (``TrainConfig(amp=True)``: bf16 autocast on CPU, fp16/bf16 on CUDA), over ``--seeds`` seeds each."""
     import statistics
 
-    from resnet_course.config import TrainConfig
-    from resnet_course.data import load_data
-    from resnet_course.engine import fit
-    from resnet_course.predictions import evaluate
+    from resnet_course.data.loading import load_data
+    from resnet_course.training.config import TrainConfig
+    from resnet_course.training.engine import fit
+    from resnet_course.training.predictions import evaluate
 
     device = resolve_device(args.device)
     bundle = load_data("shapes10", train_size=args.images, test_size=args.images // 4, val_fraction=0.0, seed=0)

@@ -1,8 +1,8 @@
-"""``python -m resnet_course``: see :mod:`resnet_course.cli`."""
+"""``python -m resnet_course``: see :mod:`resnet_course.apps.cli`."""
 
 import sys
 
-from .cli import main
+from resnet_course.apps.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
 __all__ = [
     "default_device",
@@ -12,6 +13,7 @@ __all__ = [
     "accelerator_available",
     "cpu_bf16_flags",
     "native_mixed_precision",
+    "model_device",
 ]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -82,3 +84,10 @@ def native_mixed_precision(device: str | torch.device | None = None, cpuinfo: st
         flags = cpu_bf16_flags(cpuinfo)
         return not flags.startswith(("none", "unknown"))
     return False
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a model with neither)."""
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")

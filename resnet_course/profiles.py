@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .devices import accelerator_available, native_mixed_precision
+from resnet_course.devices import accelerator_available, native_mixed_precision
 
 __all__ = [
     "Profile",
@@ -61,7 +61,7 @@ class Profile:
     batch_size: int  # mini-batch size of the main trainings
     epochs: int  # epochs of the main ResNet training (notebook 05)
     lr: float | None  # peak learning rate of the main training and short runs; None = 0.1 × batch_size / 128
-    model: str  # main model, a name for resnet_course.models.create
+    model: str  # main model, a name for resnet_course.models.registry.create
     degradation_models: tuple[str, ...]  # plain vs residual nets compared in the degradation experiment
     degradation_epochs: int  # epochs of each degradation run
     degradation_train_size: int | None  # training images of each degradation run; None = all

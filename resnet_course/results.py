@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .profiles import data_dir
+from resnet_course.profiles import data_dir
 
 __all__ = ["record_result", "read_results", "results_dir", "result_path", "RESULTS_ENV"]
 

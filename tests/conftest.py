@@ -197,12 +197,12 @@ def imagefolder_root(tmp_path: Path) -> Path:
 
 def write_tiny_checkpoint(path: Path, *, classes: list[str], metrics: dict[str, Any], epoch: int = 0) -> Path:
     """Save an untrained ``resnet20`` (seeded, so always the same weights) with one output per class through
-    :func:`resnet_course.checkpoints.save_checkpoint`: 32-px preprocessing (mean 0.5, std 0.25), the given
+    :func:`resnet_course.training.checkpoints.save_checkpoint`: 32-px preprocessing (mean 0.5, std 0.25), the given
     ``metrics`` and ``epoch``. Returns ``path``."""
     import torch
 
-    from resnet_course.checkpoints import save_checkpoint
-    from resnet_course.models import create
+    from resnet_course.models.registry import create
+    from resnet_course.training.checkpoints import save_checkpoint
 
     torch.manual_seed(0)
     model = create("resnet20", num_classes=len(classes)).eval()

@@ -7,15 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from resnet_course import checkpoints
-from resnet_course.checkpoints import (
+from resnet_course.models.blocks import BasicBlock
+from resnet_course.models.registry import create
+from resnet_course.models.resnet import ResNet
+from resnet_course.training import checkpoints
+from resnet_course.training.checkpoints import (
     CheckpointError,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
     update_checkpoint,
 )
-from resnet_course.models import BasicBlock, ResNet, create
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -126,7 +128,7 @@ def test_update_checkpoint_merges_metrics(tmp_path: Path) -> None:
 
 
 def test_checkpoint_problem_says_why_a_checkpoint_does_not_fit(tmp_path: Path) -> None:
-    from resnet_course.checkpoints import checkpoint_problem
+    from resnet_course.training.checkpoints import checkpoint_problem
 
     classes = ["a", "b", "c"]
     path = save_checkpoint(tiny(), tmp_path / "m.pt", classes=classes, preprocess=PRE)

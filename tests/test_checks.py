@@ -6,18 +6,29 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_course import checks
-from resnet_course import data as D
-from resnet_course.checks import (
-    CheckResult,
-    ExerciseFailed,
-    Hint,
-    check_basic_block,
-    check_resnet34,
-    friendly_check,
-    student_call,
+from resnet_course.checks.environment import environment_report
+from resnet_course.checks.framework import CheckResult, ExerciseFailed, Hint, friendly_check, student_call
+from resnet_course.checks.notebook01 import check_final_train_errors
+from resnet_course.checks.notebook02 import check_basic_block
+from resnet_course.checks.notebook03 import check_resnet34
+from resnet_course.checks.notebook04 import check_mean_std
+from resnet_course.checks.notebook05 import check_model_selection_split, check_warmup_cosine_lr
+from resnet_course.checks.notebook06 import check_recall_from_confusion
+from resnet_course.checks.notebook07 import check_gradient_bug, gradient_bug_model
+from resnet_course.checks.notebook08 import check_feature_extractor, check_param_groups
+from resnet_course.checks.notebook09 import check_accumulation, check_smoothed_targets
+from resnet_course.checks.notebook10 import check_top_k
+from resnet_course.data.cifar10 import (
+    CIFAR10_META_FILE,
+    CIFAR10_TEST_FILES,
+    CIFAR10_TRAIN_FILES,
+    cifar10_folder,
+    load_cifar10,
 )
-from resnet_course.models import BasicBlock, ResNet, resnet18, resnet34
+from resnet_course.data.containers import DatasetUnavailableError
+from resnet_course.models.blocks import BasicBlock
+from resnet_course.models.registry import resnet18, resnet34
+from resnet_course.models.resnet import ResNet
 
 # --------------------------------------------------------------------------------------------------
 # Shared helpers
@@ -86,14 +97,14 @@ def test_friendly_check_prints_then_fails_the_cell(capsys):
 # --------------------------------------------------------------------------------------------------
 
 
-CIFAR10_FILES = [*D.CIFAR10_TRAIN_FILES, *D.CIFAR10_TEST_FILES, D.CIFAR10_META_FILE]
+CIFAR10_FILES = [*CIFAR10_TRAIN_FILES, *CIFAR10_TEST_FILES, CIFAR10_META_FILE]
 
 
 def test_environment_report_rows(monkeypatch, tmp_path):
     monkeypatch.setenv("RESNET_COURSE_PROFILE", "smoke")
     monkeypatch.setenv("RESNET_COURSE_DATA", str(tmp_path))
     monkeypatch.delenv("RESNET_COURSE_DATASET", raising=False)
-    report = checks.environment_report()
+    report = environment_report()
     items = {row.item: row for row in report}
     for name in (
         "Python",
@@ -116,7 +127,7 @@ def test_environment_report_rows(monkeypatch, tmp_path):
     for name in CIFAR10_FILES:
         (tmp_path / "cifar-10-batches-py" / name).write_bytes(b"")
     monkeypatch.setenv("RESNET_COURSE_PROFILE", "cpu")
-    items = {row.item: row for row in checks.environment_report()}
+    items = {row.item: row for row in environment_report()}
     assert items["CIFAR-10"].ok and "found" in items["CIFAR-10"].value
 
 
@@ -138,32 +149,32 @@ def test_environment_report_finds_cifar10_only_where_the_loader_reads_it(
     monkeypatch.setenv("RESNET_COURSE_DATA", str(tmp_path))
     monkeypatch.setenv("RESNET_COURSE_PROFILE", "cpu")
     monkeypatch.delenv("RESNET_COURSE_DATASET", raising=False)
-    items = {row.item: row for row in checks.environment_report()}
+    items = {row.item: row for row in environment_report()}
     assert items["CIFAR-10"].value == "not found" and not items["CIFAR-10"].ok
-    assert D.cifar10_folder() is None
-    with pytest.raises(D.DatasetUnavailableError, match="missing"):
-        D.load_cifar10(download=False)
+    assert cifar10_folder() is None
+    with pytest.raises(DatasetUnavailableError, match="missing"):
+        load_cifar10(download=False)
 
 
 def test_environment_report_names_the_folder_load_cifar10_reads(monkeypatch, tiny_cifar_root):
     monkeypatch.setenv("RESNET_COURSE_DATA", str(tiny_cifar_root))
     monkeypatch.setenv("RESNET_COURSE_PROFILE", "cpu")
     monkeypatch.delenv("RESNET_COURSE_DATASET", raising=False)
-    items = {row.item: row for row in checks.environment_report()}
-    folder = D.cifar10_folder()
+    items = {row.item: row for row in environment_report()}
+    folder = cifar10_folder()
     assert folder == tiny_cifar_root / "cifar-10-batches-py"
     assert items["CIFAR-10"].ok and items["CIFAR-10"].value == f"found in {folder}"
-    assert len(D.load_cifar10(download=False)[0]) == 100
+    assert len(load_cifar10(download=False)[0]) == 100
 
 
 def test_environment_report_flags_missing_cifar_and_bad_profile(monkeypatch, tmp_path):
     monkeypatch.setenv("RESNET_COURSE_DATA", str(tmp_path))
     monkeypatch.delenv("RESNET_COURSE_DATASET", raising=False)
     monkeypatch.setenv("RESNET_COURSE_PROFILE", "cpu")
-    items = {row.item: row for row in checks.environment_report()}
+    items = {row.item: row for row in environment_report()}
     assert not items["CIFAR-10"].ok and "cifar-10-python.tar.gz" in items["CIFAR-10"].fix
     monkeypatch.setenv("RESNET_COURSE_PROFILE", "turbo")
-    report = checks.environment_report()
+    report = environment_report()
     items = {row.item: row for row in report}
     assert not items["profile"].ok and "RESNET_COURSE_PROFILE" in items["profile"].fix
     assert not report.ok
@@ -174,13 +185,13 @@ def test_environment_report_custom_dataset(monkeypatch, tmp_path):
         (tmp_path / "imgs" / cls).mkdir(parents=True)
     monkeypatch.setenv("RESNET_COURSE_PROFILE", "smoke")
     monkeypatch.setenv("RESNET_COURSE_DATASET", str(tmp_path / "imgs"))
-    items = {row.item: row for row in checks.environment_report()}
+    items = {row.item: row for row in environment_report()}
     assert items["your dataset"].ok and "2 classes" in items["your dataset"].value
 
 
 def test_environment_report_graphviz_missing(monkeypatch):
-    monkeypatch.setattr(checks.shutil, "which", lambda name: None)
-    items = {row.item: row for row in checks.environment_report()}
+    monkeypatch.setattr("resnet_course.checks.environment.shutil.which", lambda name: None)
+    items = {row.item: row for row in environment_report()}
     assert not items["Graphviz dot"].ok and "apt-get install graphviz" in items["Graphviz dot"].fix
 
 
@@ -347,7 +358,7 @@ def test_resnet34_accepts_a_class(capsys):
 
 
 def test_resnet34_parameter_count_matches_paper_figure():
-    from resnet_course.inspection import count_parameters
+    from resnet_course.analysis.architecture import count_parameters
 
     assert count_parameters(resnet34()) == 21_797_672  # torchvision's documented figure
 
@@ -430,7 +441,7 @@ def _recall(cm):
 
 
 def test_check_recall_from_confusion_passes_the_solution(capsys):
-    assert checks.check_recall_from_confusion(_recall)
+    assert check_recall_from_confusion(_recall)
     assert "✅" in capsys.readouterr().out
 
 
@@ -447,7 +458,7 @@ def test_check_recall_from_confusion_passes_the_solution(capsys):
     ],
 )
 def test_check_recall_from_confusion_fails_with_a_hint(wrong, hint, capsys):
-    assert not outcome(checks.check_recall_from_confusion, wrong)
+    assert not outcome(check_recall_from_confusion, wrong)
     assert hint in capsys.readouterr().out
 
 
@@ -465,7 +476,7 @@ def _backward_once(model):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_gradient_bug_model_has_exactly_one_parameter_without_gradient(seed):
-    model = checks.gradient_bug_model(seed)
+    model = gradient_bug_model(seed)
     _backward_once(model)
     no_grad = [n for n, p in model.named_parameters() if p.grad is None]
     assert no_grad == [model._gradient_bug_parameter]
@@ -473,18 +484,18 @@ def test_gradient_bug_model_has_exactly_one_parameter_without_gradient(seed):
 
 
 def test_check_gradient_bug(capsys):
-    model = checks.gradient_bug_model(1)
+    model = gradient_bug_model(1)
     _backward_once(model)
     truth = model._gradient_bug_parameter
-    assert checks.check_gradient_bug(truth, model)
-    assert checks.check_gradient_bug(truth.removesuffix(".weight"), model)
+    assert check_gradient_bug(truth, model)
+    assert check_gradient_bug(truth.removesuffix(".weight"), model)
     capsys.readouterr()
-    assert not outcome(checks.check_gradient_bug, "fc.weight", model)
+    assert not outcome(check_gradient_bug, "fc.weight", model)
     assert "does get a gradient" in capsys.readouterr().out
-    assert not outcome(checks.check_gradient_bug, "no.such.layer", model)
+    assert not outcome(check_gradient_bug, "no.such.layer", model)
     assert "not a parameter" in capsys.readouterr().out
-    assert not outcome(checks.check_gradient_bug, 3, model)
-    assert not outcome(checks.check_gradient_bug, truth, resnet18(num_classes=10))  # not the exercise's model
+    assert not outcome(check_gradient_bug, 3, model)
+    assert not outcome(check_gradient_bug, truth, resnet18(num_classes=10))  # not the exercise's model
 
 
 # --- notebook 10 ---
@@ -499,7 +510,7 @@ def _top_k(logits, classes, k=5):
 
 
 def test_check_top_k_passes_the_solution(capsys):
-    assert checks.check_top_k(_top_k)
+    assert check_top_k(_top_k)
     assert "✅" in capsys.readouterr().out
 
 
@@ -522,7 +533,7 @@ def test_check_top_k_passes_the_solution(capsys):
     ],
 )
 def test_check_top_k_fails_with_a_hint(wrong, hint, capsys):
-    assert not outcome(checks.check_top_k, wrong)
+    assert not outcome(check_top_k, wrong)
     assert hint in capsys.readouterr().out
 
 
@@ -533,7 +544,7 @@ def test_check_top_k_fails_with_a_hint(wrong, hint, capsys):
 
 
 def _histories():
-    from resnet_course.history import History
+    from resnet_course.training.history import History
 
     a = History(label="plain20")
     b = History(label="resnet20")
@@ -545,7 +556,7 @@ def _histories():
 
 def test_check_final_train_errors_passes_the_solution(capsys):
     hs = _histories()
-    assert checks.check_final_train_errors(lambda h: {n: 1 - x.train_acc[-1] for n, x in h.items()}, hs)
+    assert check_final_train_errors(lambda h: {n: 1 - x.train_acc[-1] for n, x in h.items()}, hs)
     assert "✅" in capsys.readouterr().out
 
 
@@ -562,7 +573,7 @@ def test_check_final_train_errors_passes_the_solution(capsys):
     ],
 )
 def test_check_final_train_errors_fails_with_a_hint(wrong, hint, capsys):
-    assert not outcome(checks.check_final_train_errors, wrong, _histories())
+    assert not outcome(check_final_train_errors, wrong, _histories())
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out, out
 
@@ -584,10 +595,10 @@ def _mean_std(images):
 
 
 def test_check_mean_std_passes_the_solution_and_compute_mean_std(capsys):
-    from resnet_course.data import compute_mean_std
+    from resnet_course.data.statistics import compute_mean_std
 
-    assert checks.check_mean_std(_mean_std, _images())
-    assert checks.check_mean_std(compute_mean_std, _images())
+    assert check_mean_std(_mean_std, _images())
+    assert check_mean_std(compute_mean_std, _images())
     assert capsys.readouterr().out.count("✅") == 2
 
 
@@ -609,14 +620,14 @@ def test_check_mean_std_passes_the_solution_and_compute_mean_std(capsys):
     ],
 )
 def test_check_mean_std_fails_with_a_hint(wrong, hint, capsys):
-    assert not outcome(checks.check_mean_std, wrong, _images())
+    assert not outcome(check_mean_std, wrong, _images())
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out, out
 
 
 def test_check_mean_std_rejects_an_answer_hard_coded_for_the_given_images(capsys):
     fixed = _mean_std(_images())
-    assert not outcome(checks.check_mean_std, lambda x: fixed, _images())
+    assert not outcome(check_mean_std, lambda x: fixed, _images())
     assert "second, random image set" in capsys.readouterr().out
 
 
@@ -635,7 +646,7 @@ def _lr_at(step, base_lr, warmup_steps, total_steps):
 
 
 def test_check_warmup_cosine_lr_passes_the_solution(capsys):
-    assert checks.check_warmup_cosine_lr(_lr_at)
+    assert check_warmup_cosine_lr(_lr_at)
     assert "✅" in capsys.readouterr().out
 
 
@@ -659,20 +670,20 @@ def _no_warmup_offset(step, base_lr, warmup_steps, total_steps):
     ],
 )
 def test_check_warmup_cosine_lr_fails_with_a_hint(wrong, hint, capsys):
-    assert not outcome(checks.check_warmup_cosine_lr, wrong)
+    assert not outcome(check_warmup_cosine_lr, wrong)
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out, out
 
 
 def test_check_model_selection_split(capsys):
-    assert checks.check_model_selection_split("val")
-    assert checks.check_model_selection_split(" Validation ")
+    assert check_model_selection_split("val")
+    assert check_model_selection_split(" Validation ")
     capsys.readouterr()
-    assert not outcome(checks.check_model_selection_split, "test")
+    assert not outcome(check_model_selection_split, "test")
     assert "optimistic" in capsys.readouterr().out
-    assert not outcome(checks.check_model_selection_split, "train")
+    assert not outcome(check_model_selection_split, "train")
     assert "memorising" in capsys.readouterr().out
-    assert not outcome(checks.check_model_selection_split, 3)
+    assert not outcome(check_model_selection_split, 3)
     assert "not one of" in capsys.readouterr().out
 
 
@@ -723,7 +734,7 @@ def _fe_returns_nothing(model, num_classes):
 
 
 def test_check_feature_extractor_passes_the_solution(capsys):
-    assert checks.check_feature_extractor(_feature_extractor)
+    assert check_feature_extractor(_feature_extractor)
     assert capsys.readouterr().out.startswith("✅")
 
 
@@ -740,7 +751,7 @@ def test_check_feature_extractor_passes_the_solution(capsys):
     ],
 )
 def test_check_feature_extractor_fails_with_a_hint(wrong, hint, capsys):
-    assert not outcome(checks.check_feature_extractor, wrong)
+    assert not outcome(check_feature_extractor, wrong)
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out
 
@@ -778,7 +789,7 @@ def _pg_head_only(model, lr, backbone_factor):
 
 
 def test_check_param_groups_passes_the_solution(capsys):
-    assert checks.check_param_groups(_param_groups)
+    assert check_param_groups(_param_groups)
     assert capsys.readouterr().out.startswith("✅")
 
 
@@ -794,7 +805,7 @@ def test_check_param_groups_passes_the_solution(capsys):
     ],
 )
 def test_check_param_groups_fails_with_a_hint(wrong, hint, capsys):
-    assert not outcome(checks.check_param_groups, wrong)
+    assert not outcome(check_param_groups, wrong)
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out
 
@@ -818,7 +829,7 @@ def _smoothed_unnormalised(labels, num_classes, eps):
 
 
 def test_check_smoothed_targets_passes_the_solution(capsys):
-    assert checks.check_smoothed_targets(_smoothed)
+    assert check_smoothed_targets(_smoothed)
     assert capsys.readouterr().out.startswith("✅")
 
 
@@ -833,7 +844,7 @@ def test_check_smoothed_targets_passes_the_solution(capsys):
     ],
 )
 def test_check_smoothed_targets_fails_with_a_hint(wrong, hint, capsys):
-    assert not outcome(checks.check_smoothed_targets, wrong)
+    assert not outcome(check_smoothed_targets, wrong)
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out
 
@@ -860,7 +871,7 @@ def _accumulate_first_chunk_only(model, x, y, accum_steps):
 
 
 def test_check_accumulation_passes_the_solution(capsys):
-    assert checks.check_accumulation(_accumulate)
+    assert check_accumulation(_accumulate)
     assert capsys.readouterr().out.startswith("✅")
 
 
@@ -874,6 +885,6 @@ def test_check_accumulation_passes_the_solution(capsys):
     ],
 )
 def test_check_accumulation_fails_with_a_hint(wrong, hint, capsys):
-    assert not outcome(checks.check_accumulation, wrong)
+    assert not outcome(check_accumulation, wrong)
     out = capsys.readouterr().out
     assert out.startswith("❌") and hint in out

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from resnet_course import cli
-from resnet_course.checkpoints import load_checkpoint, read_checkpoint
-from resnet_course.history import History
+from resnet_course.apps import cli
+from resnet_course.training.checkpoints import load_checkpoint, read_checkpoint
+from resnet_course.training.history import History
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -281,7 +281,7 @@ def test_help_documents_every_option(capsys) -> None:
 
 def test_gui_subcommand_calls_run_app(monkeypatch, tmp_path: Path, capsys) -> None:
     pytest.importorskip("PySide6")
-    import resnet_course.gui as gui
+    import resnet_course.apps.gui as gui
 
     calls = []
     monkeypatch.setattr(gui, "run_app", lambda **kw: calls.append(kw) or 0, raising=False)
@@ -304,7 +304,7 @@ def test_python_dash_m_entry_point() -> None:
 def test_train_options_take_their_defaults_from_train_config() -> None:
     import dataclasses
 
-    from resnet_course.config import TrainConfig
+    from resnet_course.training.config import TrainConfig
 
     args = cli.build_parser().parse_args(
         ["train", "--model", "resnet20", "--data", "shapes10", "--epochs", "1", "--out", "x"]

@@ -41,7 +41,7 @@ def test_committed_notebooks_stay_small(path: Path) -> None:
 
 def test_the_check_catches_smoke_and_stand_in_outputs() -> None:
     """The markers the test looks for are what the notebooks print: a smoke run on shapes10 is caught."""
-    from resnet_course.data import load_data
+    from resnet_course.data.loading import load_data
     from resnet_course.profiles import get_profile
 
     smoke = str(get_profile("smoke"))

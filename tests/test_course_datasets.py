@@ -35,8 +35,8 @@ def cifar10_course(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def folder_course(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Smoke profile on a teacher's ImageFolder; one data folder for the module's notebooks (run in course order,
     so 06, 07 and 10 find notebook 05's checkpoint as in class)."""
-    from resnet_course.data import write_image_folder
-    from resnet_course.shapes import make_shapes10
+    from resnet_course.data.imagefolder import write_image_folder
+    from resnet_course.data.shapes10 import make_shapes10
 
     root = tmp_path_factory.mktemp("folder_course")
     images = make_shapes10(300, seed=7).select_classes([0, 2, 5, 7, 9])

@@ -12,15 +12,12 @@ import pytest
 import torch
 import torchvision.datasets.utils  # noqa: F401  (imported up front: the timing tests measure the network only)
 
-from resnet_course import data as D
-from resnet_course.data import (
-    CorruptDatasetError,
-    DatasetUnavailableError,
-    ImageTensors,
+from resnet_course.data.cifar10 import CIFAR10_CLASSES, CIFAR10_TARBALL, CIFAR10_URL, load_cifar10
+from resnet_course.data.containers import CorruptDatasetError, DatasetUnavailableError, ImageTensors
+from resnet_course.data.imagefolder import load_imagefolder
+from resnet_course.data.loading import load_data
+from resnet_course.data.statistics import (
     compute_mean_std,
-    load_cifar10,
-    load_data,
-    load_imagefolder,
     mean_per_image_std,
     stratified_split,
     stratified_subset,
@@ -33,7 +30,7 @@ def test_load_cifar10_reads_the_pickled_batches(tiny_cifar):
     train, test = load_cifar10(tiny_cifar.root, download=False)
     assert train.images.shape == (100, 3, 32, 32) and train.images.dtype == torch.uint8
     assert test.images.shape == (30, 3, 32, 32)
-    assert train.classes == D.CIFAR10_CLASSES
+    assert train.classes == CIFAR10_CLASSES
     assert torch.equal(train.images, torch.from_numpy(tiny_cifar.train_images))
     assert torch.equal(train.labels, torch.from_numpy(tiny_cifar.train_labels))
     assert torch.equal(test.images, torch.from_numpy(tiny_cifar.test_images))
@@ -45,7 +42,7 @@ def test_load_data_cifar10_split_subset_and_stats(tiny_cifar_root):
     bundle = load_data("cifar10", tiny_cifar_root, val_fraction=0.2, seed=3, download=False)
     assert bundle.name == "cifar10" and bundle.notice == ""
     assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (80, 20, 30)
-    assert bundle.val.class_counts() == dict.fromkeys(D.CIFAR10_CLASSES, 2)  # stratified: two per class
+    assert bundle.val.class_counts() == dict.fromkeys(CIFAR10_CLASSES, 2)  # stratified: two per class
     assert bundle.mean == pytest.approx(compute_mean_std(bundle.train)[0])
     assert bundle.std == pytest.approx(compute_mean_std(bundle.train)[1])
     assert bundle.preprocess == {"image_size": 32, "mean": list(bundle.mean), "std": list(bundle.std)}
@@ -65,7 +62,7 @@ def test_missing_cifar10_without_download_explains_what_to_do(tmp_path):
     message = str(info.value)
     assert time.perf_counter() - start < 2
     assert str(tmp_path / "cifar-10-batches-py") in message
-    assert D.CIFAR10_URL in message and "tar -xzf" in message
+    assert CIFAR10_URL in message and "tar -xzf" in message
     assert "shapes10" in message
 
 
@@ -80,7 +77,7 @@ def silent_server():
 
 
 def test_offline_download_fails_within_seconds(tmp_path, monkeypatch, silent_server):
-    monkeypatch.setattr(D, "CIFAR10_URL", f"http://127.0.0.1:{silent_server}/cifar-10-python.tar.gz")
+    monkeypatch.setattr("resnet_course.data.cifar10.CIFAR10_URL", f"http://127.0.0.1:{silent_server}/cifar-10-python.tar.gz")
     start = time.perf_counter()
     with pytest.raises(DatasetUnavailableError) as info:
         load_cifar10(tmp_path, download=True, timeout=0.5)
@@ -94,7 +91,7 @@ def test_unreachable_host_fails_fast(tmp_path, monkeypatch):
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()  # nothing listens there any more: connection refused
-    monkeypatch.setattr(D, "CIFAR10_URL", f"http://127.0.0.1:{port}/cifar-10-python.tar.gz")
+    monkeypatch.setattr("resnet_course.data.cifar10.CIFAR10_URL", f"http://127.0.0.1:{port}/cifar-10-python.tar.gz")
     start = time.perf_counter()
     with pytest.raises(DatasetUnavailableError):
         load_cifar10(tmp_path, download=True, timeout=1)
@@ -134,7 +131,7 @@ def test_wrong_content_and_meta_are_reported_as_corrupt(tiny_cifar_root):
 def test_corrupt_archive_is_reported_as_corrupt(tmp_path, monkeypatch):
     import torchvision.datasets.utils as tvu
 
-    (tmp_path / D.CIFAR10_TARBALL).write_bytes(b"not a tarball at all")
+    (tmp_path / CIFAR10_TARBALL).write_bytes(b"not a tarball at all")
     monkeypatch.setattr(tvu, "check_integrity", lambda path, md5=None: True)  # pretend the md5 matched
     with pytest.raises(CorruptDatasetError, match="could not be extracted"):
         load_cifar10(tmp_path, download=True)
@@ -147,7 +144,7 @@ def test_checksum_mismatch_after_download_is_reported_as_corrupt(tmp_path, monke
         Path(root, filename).write_bytes(b"truncated")
         raise RuntimeError("File not found or corrupted.")  # what torchvision raises on an md5 mismatch
 
-    monkeypatch.setattr(D, "_check_reachable", lambda url, timeout: None)
+    monkeypatch.setattr("resnet_course.data.cifar10.check_reachable", lambda url, timeout: None)
     monkeypatch.setattr(tvu, "download_url", fake_download)
     with pytest.raises(CorruptDatasetError, match="archive .* is corrupted"):
         load_cifar10(tmp_path, download=True)
@@ -252,7 +249,7 @@ def test_load_data_shapes10_and_resize():
     assert bundle.name == "shapes10" and "shapes10" in bundle.notice
     assert bundle.train.images.shape[1:] == (3, 40, 40) and bundle.image_size == 40
     assert len(bundle.train) == 180 and len(bundle.val) == 20 and len(bundle.test) == 50
-    from resnet_course.config import TrainConfig
+    from resnet_course.training.config import TrainConfig
 
     train, val, test = bundle.loaders(TrainConfig(batch_size=32, device="cpu"))
     assert len(train) == 6 and len(val) == 1 and len(test) == 2
@@ -328,7 +325,7 @@ def test_imagefolder_test_classes_must_exist_in_train(tmp_path, make_imagefolder
 
 
 def test_load_profile_data_uses_the_profile_sizes(monkeypatch):
-    from resnet_course.data import load_profile_data
+    from resnet_course.data.loading import load_profile_data
 
     monkeypatch.delenv("RESNET_COURSE_DATASET", raising=False)
     bundle = load_profile_data("smoke", train_size=100)
@@ -337,7 +334,7 @@ def test_load_profile_data_uses_the_profile_sizes(monkeypatch):
 
 
 def test_select_classes_relabels_in_the_given_order() -> None:
-    from resnet_course.data import ImageTensors
+    from resnet_course.data.containers import ImageTensors
 
     images = torch.arange(6, dtype=torch.uint8).view(6, 1, 1, 1).expand(6, 3, 2, 2).contiguous()
     part = ImageTensors(images, torch.tensor([0, 1, 2, 0, 1, 2]), ["x", "y", "z"])
@@ -351,7 +348,8 @@ def test_select_classes_relabels_in_the_given_order() -> None:
 
 
 def test_write_image_folder_round_trips_through_load_imagefolder(tmp_path) -> None:
-    from resnet_course.data import ImageTensors, write_image_folder
+    from resnet_course.data.containers import ImageTensors
+    from resnet_course.data.imagefolder import write_image_folder
 
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (12, 3, 16, 16), dtype=torch.uint8, generator=g)
@@ -359,11 +357,11 @@ def test_write_image_folder_round_trips_through_load_imagefolder(tmp_path) -> No
     root = write_image_folder(part, tmp_path / "folder")
     assert sorted(p.name for p in root.iterdir()) == ["cat", "dog", "emu"]
     assert not (tmp_path / "folder.partial").exists()
-    train, val, test = D.load_imagefolder(root, image_size=16, test_fraction=0.25, seed=0)
+    train, val, test = load_imagefolder(root, image_size=16, test_fraction=0.25, seed=0)
     assert val is None and len(train) == 9 and len(test) == 3 and train.classes == part.classes
     everything = torch.cat([train.images, test.images])
     assert sorted(map(bytes, everything.flatten(1).numpy())) == sorted(map(bytes, images.flatten(1).numpy()))
     with pytest.raises(FileExistsError, match="delete it"):
         write_image_folder(part, root)
     small = write_image_folder(part, tmp_path / "small", image_size=8)
-    assert D.load_imagefolder(small, image_size=8, test_fraction=0.25)[0].image_size == (8, 8)
+    assert load_imagefolder(small, image_size=8, test_fraction=0.25)[0].image_size == (8, 8)

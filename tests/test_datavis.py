@@ -7,9 +7,9 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from resnet_course.data import ImageTensors
-from resnet_course.datavis import show_augmentations, show_images
-from resnet_course.transforms import test_transforms
+from resnet_course.analysis.datavis import show_augmentations, show_images
+from resnet_course.data.containers import ImageTensors
+from resnet_course.data.transforms import test_transforms
 
 
 def _data() -> ImageTensors:

@@ -1,10 +1,10 @@
-"""Tests for resnet_course.degradation: the verdict's statuses, texts, sanity warning and input checks."""
+"""Tests for resnet_course.analysis.degradation: the verdict's statuses, texts, sanity warning and input checks."""
 
 from __future__ import annotations
 
 import pytest
 
-from resnet_course import degradation as dg
+from resnet_course.analysis import degradation as dg
 
 
 def test_degradation_verdict_same_direction_in_a_single_run():
@@ -173,7 +173,7 @@ def test_the_verdict_never_calls_one_run_a_reproduction():
 
 
 def test_evaluation_does_not_hold_the_verdict():
-    from resnet_course import evaluation
+    from resnet_course.analysis import classification as evaluation
 
     names = ("degradation_verdict", "DegradationVerdict", "DepthComparison", "near_chance", "CHANCE_MARGIN")
     assert not any(hasattr(evaluation, name) for name in names)

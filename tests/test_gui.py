@@ -22,8 +22,8 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QThread, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QFileDialog
 
-from resnet_course import gui
-from resnet_course.inference import Classifier
+from resnet_course.apps import gui
+from resnet_course.apps.inference import Classifier
 
 CLASSES = ["circle", "square", "triangle"]
 WAIT_MS = 30_000
@@ -363,7 +363,7 @@ def test_main_parses_arguments(qapp, files, tmp_path) -> None:
 
 
 def test_missing_pyside6_gives_install_hint() -> None:
-    code = "import sys; sys.modules['PySide6'] = None; import resnet_course.gui"
+    code = "import sys; sys.modules['PySide6'] = None; import resnet_course.apps.gui"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert 'pip install "resnet-course[gui]"' in proc.stderr

@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from resnet_course.data import load_data, resize_images
-from resnet_course.images import BACKGROUND, ImageError, load_image, prepare_image, resize_and_crop
-from resnet_course.inference import Classifier
-from resnet_course.models import create
+from resnet_course.apps.inference import Classifier
+from resnet_course.data.imagefolder import resize_images
+from resnet_course.data.images import BACKGROUND, ImageError, load_image, prepare_image, resize_and_crop
+from resnet_course.data.loading import load_data
+from resnet_course.models.registry import create
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from resnet_course.checkpoints import save_checkpoint
-from resnet_course.inference import Classifier, ImageError
-from resnet_course.models import create
+from resnet_course.apps.inference import Classifier, ImageError
+from resnet_course.models.registry import create
+from resnet_course.training.checkpoints import save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,8 +7,8 @@ import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from resnet_course.data import ImageTensors
-from resnet_course.loaders import TensorLoader, crop_and_flip
+from resnet_course.data.containers import ImageTensors
+from resnet_course.data.loaders import TensorLoader, crop_and_flip
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 
@@ -136,8 +136,9 @@ def test_cuda_batches_match_cpu_batches():
 
 
 def test_bundle_loaders_take_batch_size_seed_device_and_memory_format_from_the_config():
-    from resnet_course.config import TrainConfig
-    from resnet_course.data import DataBundle, compute_mean_std
+    from resnet_course.data.bundle import DataBundle
+    from resnet_course.data.statistics import compute_mean_std
+    from resnet_course.training.config import TrainConfig
 
     train, val, test = _data(40), _data(10, seed=1), _data(12, seed=2)
     mean, std = compute_mean_std(train)

@@ -9,19 +9,29 @@ import torchvision
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
-from resnet_course import models
-from resnet_course.inspection import count_parameters
-from resnet_course.models import (
+from resnet_course.analysis.architecture import count_parameters
+from resnet_course.models.blocks import (
     BasicBlock,
     Bottleneck,
     PlainBlock,
     PreActBlock,
     PreActBottleneck,
-    ResNet,
     ShortcutA,
-    create,
-    list_models,
+    conv1x1,
 )
+from resnet_course.models.registry import (
+    _cifar_family,
+    _wide_resnet,
+    create,
+    create_for_data,
+    list_models,
+    model_config,
+    plain20,
+    resnet18,
+    resnet20,
+    se_resnet18,
+)
+from resnet_course.models.resnet import ResNet
 
 BLOCKS = [PlainBlock, BasicBlock, Bottleneck, PreActBlock, PreActBottleneck]
 
@@ -33,8 +43,8 @@ def _downsample(block, inplanes, planes, stride, option):
     if option == "A":
         return ShortcutA(inplanes, out, stride)
     if block.preact:
-        return models.conv1x1(inplanes, out, stride)
-    return nn.Sequential(models.conv1x1(inplanes, out, stride), nn.BatchNorm2d(out))
+        return conv1x1(inplanes, out, stride)
+    return nn.Sequential(conv1x1(inplanes, out, stride), nn.BatchNorm2d(out))
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.__name__)
@@ -62,7 +72,7 @@ def test_bottleneck_puts_stride_on_3x3_like_torchvision():
 def test_injected_norm_layer_is_used():
     m = BasicBlock(8, 8, norm_layer=lambda c: nn.GroupNorm(2, c))
     assert isinstance(m.bn1, nn.GroupNorm) and isinstance(m.bn2, nn.GroupNorm)
-    net = models.resnet20(norm_layer=lambda c: nn.GroupNorm(4, c))
+    net = resnet20(norm_layer=lambda c: nn.GroupNorm(4, c))
     assert not any(isinstance(x, nn.BatchNorm2d) for x in net.modules())
     assert net(torch.randn(1, 3, 32, 32)).shape == (1, 10)
 
@@ -80,8 +90,8 @@ def test_shortcut_a_is_parameter_free_subsample_and_zero_pad():
 
 
 def test_option_a_and_b_parameter_cost():
-    a = models.resnet20(shortcut="A")
-    b = models.resnet20(shortcut="B")
+    a = resnet20(shortcut="A")
+    b = resnet20(shortcut="B")
     # option B adds two 1x1 projections (16->32, 32->64) with their BatchNorms
     extra = (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)
     assert count_parameters(b) - count_parameters(a) == extra
@@ -89,7 +99,7 @@ def test_option_a_and_b_parameter_cost():
 
 
 def test_plain_block_has_no_shortcut():
-    net = models.plain20()
+    net = plain20()
     assert not any(isinstance(m, ShortcutA) for m in net.modules())
     assert all(not hasattr(m, "downsample") for m in net.modules() if isinstance(m, PlainBlock))
     with pytest.raises(ValueError, match="no shortcut"):
@@ -170,20 +180,20 @@ def test_forward_shapes(name, kwargs, size):
 
 
 def test_stems():
-    imnet = models.resnet18()
+    imnet = resnet18()
     assert imnet.conv1.kernel_size == (7, 7) and imnet.conv1.stride == (2, 2)
     assert isinstance(imnet.maxpool, nn.MaxPool2d)
-    cifar = models.resnet18(stem="cifar")
+    cifar = resnet18(stem="cifar")
     assert cifar.conv1.kernel_size == (3, 3) and cifar.conv1.stride == (1, 1)
     assert isinstance(cifar.maxpool, nn.Identity)
     feats = cifar.forward_features(torch.randn(1, 3, 32, 32))
     assert feats.shape == (1, 512, 4, 4)
     with pytest.raises(ValueError, match="stem"):
-        models.resnet18(stem="mnist")
+        resnet18(stem="mnist")
 
 
 def test_kaiming_init_and_bn_init():
-    net = models.resnet20()
+    net = resnet20()
     conv = net.layer2[0].conv1
     fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
     assert conv.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.1)
@@ -208,7 +218,7 @@ def test_zero_init_residual_makes_every_block_an_identity(name):
 
 def test_zero_init_residual_rejected_for_plain_nets():
     with pytest.raises(ValueError, match="plain"):
-        models.plain20(zero_init_residual=True)
+        plain20(zero_init_residual=True)
 
 
 def test_registry_lists_and_creates():
@@ -221,7 +231,7 @@ def test_registry_lists_and_creates():
     assert set(expected) <= set(names)
     net = create("resnet32", num_classes=3)
     assert net.fc.out_features == 3
-    assert models.model_config(net) == {"name": "resnet32", "kwargs": {"num_classes": 3}}
+    assert model_config(net) == {"name": "resnet32", "kwargs": {"num_classes": 3}}
 
 
 def test_unknown_model_lists_available():
@@ -231,25 +241,25 @@ def test_unknown_model_lists_available():
 
 def test_model_config_requires_registry():
     with pytest.raises(ValueError, match="create"):
-        models.model_config(ResNet(BasicBlock, [1], (8,), num_classes=2, stem="cifar"))
+        model_config(ResNet(BasicBlock, [1], (8,), num_classes=2, stem="cifar"))
 
 
 def test_builders_record_their_name_and_arguments():
-    direct = models.model_config(models.resnet18(num_classes=10))
-    assert direct == models.model_config(create("resnet18", num_classes=10))
+    direct = model_config(resnet18(num_classes=10))
+    assert direct == model_config(create("resnet18", num_classes=10))
     assert direct == {"name": "resnet18", "kwargs": {"num_classes": 10}}
-    assert models.model_config(models.resnet20(3, shortcut="B")) == {
+    assert model_config(resnet20(3, shortcut="B")) == {
         "name": "resnet20",
         "kwargs": {"num_classes": 3, "shortcut": "B"},
     }
     # se_resnet18 calls the registered resnet18 builder inside: the outer name is the one recorded
-    assert models.model_config(models.se_resnet18(num_classes=4, zero_init_residual=True)) == {
+    assert model_config(se_resnet18(num_classes=4, zero_init_residual=True)) == {
         "name": "se_resnet18",
         "kwargs": {"num_classes": 4, "zero_init_residual": True},
     }
-    assert models.resnet18.__name__ == "resnet18" and "ResNet-18" in models.resnet18.__doc__
+    assert resnet18.__name__ == "resnet18" and "ResNet-18" in resnet18.__doc__
     with pytest.raises(TypeError):
-        models.resnet20(3, num_classes=4)
+        resnet20(3, num_classes=4)
 
 
 @pytest.mark.parametrize(
@@ -285,11 +295,11 @@ def test_resnext_and_wide_resnet50_match_torchvision(name):
 )
 def test_bad_input_errors_name_expected_shape(x, match):
     with pytest.raises(ValueError, match=match):
-        models.resnet20().check_input(x)
+        resnet20().check_input(x)
 
 
 def test_imagenet_stem_minimum_size():
-    net = models.resnet18()
+    net = resnet18()
     with pytest.raises(ValueError, match=r"H, W >= 32"):
         net.check_input(torch.randn(1, 3, 16, 16))
     assert net.check_input(torch.randn(1, 3, net.min_input_size, net.min_input_size)) is None
@@ -298,7 +308,7 @@ def test_imagenet_stem_minimum_size():
 def test_forward_does_not_check_its_input():
     # The checks live in check_input, called by the entry points; forward stays traceable. A bad shape
     # then fails inside torch itself (here: the first convolution sees 1 channel instead of 3).
-    net = models.resnet20().eval()
+    net = resnet20().eval()
     with pytest.raises(RuntimeError, match="channels"):
         net(torch.randn(1, 1, 32, 32))
 
@@ -320,41 +330,41 @@ def test_bad_constructor_arguments(kwargs, match):
 
 def test_cifar_depth_must_be_6n_plus_2():
     with pytest.raises(ValueError, match="6n\\+2"):
-        models._cifar_family(BasicBlock, 21, 10, "A")
+        _cifar_family(BasicBlock, 21, 10, "A")
     with pytest.raises(ValueError, match="6n\\+4"):
-        models._wide_resnet(27, 2, 10)
+        _wide_resnet(27, 2, 10)
 
 
 def test_se_option_adds_squeeze_excitation():
-    net = models.resnet20(se_reduction=4)
+    net = resnet20(se_reduction=4)
     from torchvision.ops import SqueezeExcitation
 
     assert sum(isinstance(m, SqueezeExcitation) for m in net.modules()) == 9
     with pytest.raises(ValueError, match="se_reduction"):
-        models.resnet20(se_reduction=0)
+        resnet20(se_reduction=0)
 
 
 def test_create_for_data_picks_the_stem_by_image_size():
-    small = models.create_for_data("resnet18", num_classes=10, image_size=32)
+    small = create_for_data("resnet18", num_classes=10, image_size=32)
     assert small.stem == "cifar" and small.fc.out_features == 10
-    assert models.model_config(small) == {"name": "resnet18", "kwargs": {"num_classes": 10, "stem": "cifar"}}
-    large = models.create_for_data("resnet18", num_classes=5, image_size=224)
-    assert large.stem == "imagenet" and models.model_config(large)["kwargs"] == {"num_classes": 5}
+    assert model_config(small) == {"name": "resnet18", "kwargs": {"num_classes": 10, "stem": "cifar"}}
+    large = create_for_data("resnet18", num_classes=5, image_size=224)
+    assert large.stem == "imagenet" and model_config(large)["kwargs"] == {"num_classes": 5}
     assert (
-        models.create_for_data("resnet18", num_classes=5, image_size=32, stem="imagenet").stem == "imagenet"
+        create_for_data("resnet18", num_classes=5, image_size=32, stem="imagenet").stem == "imagenet"
     )
-    assert models.create_for_data("resnet20", num_classes=3, image_size=224).stem == "cifar"  # a CIFAR design
+    assert create_for_data("resnet20", num_classes=3, image_size=224).stem == "cifar"  # a CIFAR design
 
 
 @pytest.mark.parametrize("name", ["preact_resnet18", "se_resnet18"])
 def test_create_for_data_gives_cifar_default_builders_the_imagenet_stem_on_large_images(name):
-    large = models.create_for_data(name, num_classes=5, image_size=128)
+    large = create_for_data(name, num_classes=5, image_size=128)
     assert large.stem == "imagenet"
-    assert models.model_config(large) == {"name": name, "kwargs": {"num_classes": 5, "stem": "imagenet"}}
-    assert models.create_for_data(name, num_classes=5, image_size=32).stem == "cifar"
-    assert models.create_for_data(name, num_classes=5, image_size=128, stem="cifar").stem == "cifar"
+    assert model_config(large) == {"name": name, "kwargs": {"num_classes": 5, "stem": "imagenet"}}
+    assert create_for_data(name, num_classes=5, image_size=32).stem == "cifar"
+    assert create_for_data(name, num_classes=5, image_size=128, stem="cifar").stem == "cifar"
     with pytest.raises(ValueError, match="unknown model"):
-        models.create_for_data("resnet19", num_classes=5, image_size=32)
+        create_for_data("resnet19", num_classes=5, image_size=32)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -375,7 +385,7 @@ def registry_model(request):
 
 def test_registry_model_records_its_name(registry_model):
     name, model, _ = registry_model
-    assert models.model_config(model) == {"name": name, "kwargs": {}}
+    assert model_config(model) == {"name": name, "kwargs": {}}
 
 
 def test_every_relu_is_a_module(registry_model):

@@ -1,4 +1,4 @@
-"""Tests for resnet_course.plots: figures are built under Agg and the data behind them is checked."""
+"""Tests for resnet_course.analysis.plots: figures are built under Agg and the data behind them is checked."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from resnet_course import plots  # noqa: E402
+from resnet_course.analysis import plots  # noqa: E402
 
 
 @dataclass
@@ -217,7 +217,7 @@ def test_plot_results_from_table():
 
 
 def test_training_curves_accept_the_real_history_without_validation():
-    from resnet_course.history import History
+    from resnet_course.training.history import History
 
     h = History(label="resnet20")
     for e in range(1, 4):
@@ -233,7 +233,7 @@ def test_training_curves_accept_the_real_history_without_validation():
 def test_package_figures_are_released_from_pyplot_so_notebooks_show_them_once():
     import matplotlib.pyplot as plt
 
-    from resnet_course.plots import new_figure, new_subplots
+    from resnet_course.analysis.plots import new_figure, new_subplots
 
     before = set(plt.get_fignums())
     fig = new_figure(figsize=(2, 2))
@@ -323,8 +323,8 @@ def test_error_curves_reject_bad_input():
 
 
 def test_few_epochs_get_one_tick_each_and_a_single_epoch_is_visible() -> None:
-    from resnet_course.history import History
-    from resnet_course.plots import plot_training_curves
+    from resnet_course.analysis.plots import plot_training_curves
+    from resnet_course.training.history import History
 
     h = History(label="one")
     h.append(epoch=1, train_loss=2.0, train_acc=0.2, val_loss=2.1, val_acc=0.2, lr=0.1, seconds=1.0)

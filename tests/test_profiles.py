@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from resnet_course import profiles
-from resnet_course.models import list_models
+from resnet_course.models.registry import list_models
 from resnet_course.profiles import PROFILES, Profile, data_dir, get_profile
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from resnet_course.checkpoints import load_checkpoint, save_checkpoint
-from resnet_course.data import DataBundle, load_data
-from resnet_course.models import create_for_data
-from resnet_course.runs import course_checkpoint, course_run_dir
+from resnet_course.data.bundle import DataBundle
+from resnet_course.data.loading import load_data
+from resnet_course.models.registry import create_for_data
+from resnet_course.training.checkpoints import load_checkpoint, save_checkpoint
+from resnet_course.training.runs import course_checkpoint, course_run_dir
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -77,7 +78,7 @@ def test_trains_a_quick_model_when_05s_does_not_fit(
 
 
 def test_short_run_trains_a_seeded_subset_and_hands_the_model_to_the_callback(data: DataBundle) -> None:
-    from resnet_course.runs import short_run
+    from resnet_course.training.runs import short_run
 
     seen = []
     run = short_run(data, MODEL, epochs=2, train_size=30, batch_size=16, seed=3, device="cpu",

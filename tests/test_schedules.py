@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from resnet_course.config import TrainConfig
-from resnet_course.schedules import build_schedule, lr_curve
+from resnet_course.training.config import TrainConfig
+from resnet_course.training.schedules import build_schedule, lr_curve
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

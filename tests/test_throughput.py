@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_course import throughput
-from resnet_course.data import ImageTensors
-from resnet_course.loaders import TensorLoader
-from resnet_course.throughput import loader_images_per_second, training_images_per_second
+from resnet_course.data.containers import ImageTensors
+from resnet_course.data.loaders import TensorLoader
+from resnet_course.training import throughput
+from resnet_course.training.throughput import loader_images_per_second, training_images_per_second
 
 
 def _tiny_model(num_classes: int = 4) -> nn.Module:

@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from resnet_course.checkpoints import load_checkpoint, read_checkpoint
-from resnet_course.config import TrainConfig, recipe
-from resnet_course.engine import TrainingDiverged, fit
-from resnet_course.history import History
-from resnet_course.models import create
-from resnet_course.optimizers import build_optimizer
-from resnet_course.predictions import evaluate, predict
+from resnet_course.models.registry import create
+from resnet_course.training.checkpoints import load_checkpoint, read_checkpoint
+from resnet_course.training.config import TrainConfig, recipe
+from resnet_course.training.engine import TrainingDiverged, fit
+from resnet_course.training.history import History
+from resnet_course.training.optimizers import build_optimizer
+from resnet_course.training.predictions import evaluate, predict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -269,7 +269,7 @@ def test_ctrl_c_mid_epoch_saves_a_resumable_checkpoint(tmp_path: Path) -> None:
 
 def test_a_checkpoint_from_before_a_new_config_field_still_resumes(tmp_path: Path) -> None:
     """Checkpoints written before TrainConfig gained lr_factors lack the key: it counts as its default."""
-    from resnet_course.checkpoints import save_checkpoint
+    from resnet_course.training.checkpoints import save_checkpoint
 
     fit(model(), loaders()[0], None, cfg(epochs=2), out_dir=tmp_path, progress=False, callback=lambda h: True)
     ckpt = read_checkpoint(tmp_path / "last.pt")
@@ -348,13 +348,13 @@ def test_imports_flow_one_way_from_the_config() -> None:
     import sys
 
     code = (
-        "import sys, resnet_course.schedules, resnet_course.optimizers; "
-        "bad = [m for m in ('resnet_course.engine', 'resnet_course.runstate') if m in sys.modules]; "
+        "import sys, resnet_course.training.schedules, resnet_course.training.optimizers; "
+        "bad = [m for m in ('resnet_course.training.engine', 'resnet_course.training.runstate') if m in sys.modules]; "
         "assert not bad, bad"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    import resnet_course.config as config_module
+    import resnet_course.training.config as config_module
 
     assert not hasattr(config_module, "build_schedule")
 

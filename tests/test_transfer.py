@@ -19,12 +19,12 @@ from torchvision.models._api import Weights
 from torchvision.ops.misc import FrozenBatchNorm2d
 from torchvision.transforms._presets import ImageClassification
 
-from resnet_course import transfer as T
-from resnet_course.checks import check_feature_extractor
-from resnet_course.config import TrainConfig
-from resnet_course.inspection import count_parameters
-from resnet_course.models import create
-from resnet_course.optimizers import build_optimizer
+from resnet_course.analysis.architecture import count_parameters
+from resnet_course.checks.notebook08 import check_feature_extractor
+from resnet_course.models.registry import create
+from resnet_course.training import transfer as T
+from resnet_course.training.config import TrainConfig
+from resnet_course.training.optimizers import build_optimizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CLASSES = ["a", "b", "c", "d"]

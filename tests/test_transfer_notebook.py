@@ -19,7 +19,7 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "08_transfer_lear
 def test_notebook_08_uses_cached_imagenet_weights(tmp_path: Path, monkeypatch) -> None:
     from torchvision.models import ResNet18_Weights
 
-    from resnet_course.models import create
+    from resnet_course.models.registry import create
 
     torch_home = tmp_path / "torch"
     file = torch_home / "hub" / "checkpoints" / Path(ResNet18_Weights.IMAGENET1K_V1.url).name
@@ -33,7 +33,7 @@ def test_notebook_08_uses_cached_imagenet_weights(tmp_path: Path, monkeypatch) -
         "RESNET_COURSE_DATASET": None,
     }, monkeypatch)
     assert f"found in the cache: {file}" in text
-    assert "ImageNet ResNet-18 loaded into resnet_course.models.resnet18 (strict=True)" in text
+    assert "ImageNet ResNet-18 loaded into resnet_course.models.registry.resnet18 (strict=True)" in text
     assert "ImageNet top-3 =" in text  # the pretrained model was asked about target images
     assert "source: ImageNet-1k" in text and "resnet18" in text
     assert "skipped: no ImageNet weights" not in text

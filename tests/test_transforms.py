@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
-from resnet_course.transforms import denormalize, test_transforms, train_transforms
+from resnet_course.data.transforms import denormalize, test_transforms, train_transforms
 
 MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.3, 0.25)
 

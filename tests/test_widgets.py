@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from resnet_course.checkpoints import CheckpointError
-from resnet_course.inference import Classifier
-from resnet_course.widgets import ClassifierWidget, classifier_widget
+from resnet_course.apps.inference import Classifier
+from resnet_course.apps.widgets import ClassifierWidget, classifier_widget
+from resnet_course.training.checkpoints import CheckpointError
 
 CLASSES = ["circle", "square", "triangle"]
 

@@ -59,7 +59,7 @@ def machine() -> str:
 
 def describe_data() -> str:
     """The CIFAR-10 the course reads from ``RESNET_COURSE_DATA``; raises the loader's error when it is absent."""
-    from resnet_course.data import load_cifar10
+    from resnet_course.data.cifar10 import load_cifar10
 
     train, test = load_cifar10(download=False)
     kind = "the real CIFAR-10" if len(train) == 50_000 else "a real subset of CIFAR-10"

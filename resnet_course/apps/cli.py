@@ -1,0 +1,453 @@
+"""Command-line interface: ``python -m resnet_course train | evaluate | predict | gui``.
+
+::
+
+    python -m resnet_course train --model resnet20 --data shapes10 --epochs 10 --out runs/r20
+    python -m resnet_course evaluate --checkpoint runs/r20/best.pt --data shapes10 --json
+    python -m resnet_course predict --checkpoint runs/r20/best.pt cat.png dog.jpg --top-k 3 --json
+    python -m resnet_course gui --checkpoint runs/r20/best.pt
+
+Exit codes: 0 success; 2 bad arguments (argparse); 1 missing data, unreadable checkpoint or image, divergence;
+130 training interrupted with Ctrl-C (a resumable ``last.pt`` was saved). Expected errors are one line on
+stderr starting with ``error:``, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from resnet_course.devices import DEVICE_CHOICES
+from resnet_course.models.registry import create_for_data, list_models
+from resnet_course.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
+
+__all__ = ["main", "build_parser"]
+
+#: The ``train`` options that set a :class:`TrainConfig` field take the field's default from here.
+_CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+class CLIError(Exception):
+    """An expected failure: reported as one ``error:`` line, exit code 1."""
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(line.strip() for line in str(e).strip().splitlines() if line.strip()) or type(e).__name__
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand (``--help`` on each documents every option)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m resnet_course",
+        description="Train, evaluate and use residual networks from the resnet-course package.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,predict,gui}")
+    _add_train_parser(sub)
+    _add_evaluate_parser(sub)
+    _add_predict_parser(sub)
+    _add_gui_parser(sub)
+    return parser
+
+
+def _add_train_parser(sub: Any) -> None:
+    """The ``train`` subcommand: model, data, output folder, the :class:`TrainConfig` options and data sizes."""
+    t = sub.add_parser(
+        "train",
+        help="train a model and write DIR/last.pt, DIR/best.pt and DIR/history.json",
+        description="Train a registry model on a dataset. The defaults are a good recipe: SGD with Nesterov "
+        "momentum, lr 0.1 per 128 images, weight decay 5e-4 (not on BN/bias), one-cycle with warm-up, label "
+        "smoothing 0.1, crop+flip augmentation, channels_last. best.pt is chosen on the validation split; "
+        "the final model is evaluated once on the test split.",
+    )
+    t.add_argument(
+        "--model",
+        required=True,
+        choices=list_models(),
+        metavar="NAME",
+        help=f"registry model name: {', '.join(list_models())}",
+    )
+    t.add_argument(
+        "--data",
+        required=True,
+        metavar="DATA",
+        help="'cifar10', 'shapes10' (generated offline dataset) or the path of an ImageFolder root",
+    )
+    t.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder for checkpoints")
+    _add_config_options(t)
+    t.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        default=0.1,
+        metavar="F",
+        help="share of the training split held out for validation (default 0.1; 0 = none, best = last)",
+    )
+    t.add_argument("--resume", action="store_true", help="continue from DIR/last.pt (same settings)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
+    t.add_argument(
+        "--train-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="use a stratified subset of N training images (default: all)",
+    )
+    t.add_argument(
+        "--test-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="use a stratified subset of N test images (default: all)",
+    )
+
+
+def _add_config_options(t: argparse.ArgumentParser) -> None:
+    """``train``'s options that set :class:`TrainConfig` fields; each default is the field's default."""
+    add_config = _config_option_adder(t)
+    add_config("epochs", required=True, type=_positive_int, metavar="N", help="number of epochs")
+    add_config("batch_size", type=_positive_int, metavar="B", help="batch size (default %(default)s)")
+    add_config(
+        "lr",
+        type=_positive_float,
+        metavar="LR",
+        help="peak learning rate (default: 0.1 x B/128 for SGD, 1e-3 for AdamW)",
+    )
+    add_config("optimizer", choices=OPTIMIZERS, help="optimizer (default %(default)s)")
+    add_config(
+        "schedule",
+        choices=SCHEDULES,
+        metavar="NAME",
+        help=f"learning-rate schedule: {', '.join(SCHEDULES)} (default %(default)s)",
+    )
+    add_config(
+        "weight_decay",
+        type=_nonnegative_float,
+        metavar="WD",
+        help="weight decay (default 5e-4 for SGD, 0.05 for AdamW; never on BN/bias)",
+    )
+    add_config("label_smoothing", type=_fraction, metavar="X", help="label smoothing (default %(default)s)")
+    add_config(
+        "amp",
+        action="store_true",
+        help="mixed precision: bf16 on CPU, bf16 or fp16 (with a gradient scaler) on CUDA",
+    )
+    add_config("swa", action="store_true", help="stochastic weight averaging over the last 25%% of epochs")
+    add_config(
+        "accum_steps",
+        type=_positive_int,
+        metavar="K",
+        help="accumulate gradients over K batches per optimizer step (default %(default)s)",
+    )
+    add_config(
+        "seed", type=int, metavar="S", help="random seed of the run and the data split (default %(default)s)"
+    )
+    add_config("device", choices=DEVICE_CHOICES, help="device (default %(default)s: cuda, mps, cpu)")
+
+
+def _add_evaluate_parser(sub: Any) -> None:
+    """The ``evaluate`` subcommand."""
+    e = sub.add_parser(
+        "evaluate",
+        help="loss, accuracy and per-class accuracy of a checkpoint",
+        description="Evaluate a checkpoint on the test (or validation) split of a dataset, with "
+        "the preprocessing stored in the checkpoint.",
+    )
+    e.add_argument("--checkpoint", required=True, type=Path, metavar="FILE", help="a checkpoint (.pt)")
+    e.add_argument(
+        "--data", required=True, metavar="DATA", help="'cifar10', 'shapes10' or an ImageFolder root"
+    )
+    e.add_argument(
+        "--split", choices=("test", "val"), default="test", help="split to evaluate (default test)"
+    )
+    e.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: accuracy, loss, n, per_class (class -> accuracy), ...",
+    )
+    e.add_argument(
+        "--batch-size", type=_positive_int, default=256, metavar="B", help="batch size (default 256)"
+    )
+    e.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="device (default auto)")
+
+
+def _add_predict_parser(sub: Any) -> None:
+    """The ``predict`` subcommand."""
+    p = sub.add_parser(
+        "predict",
+        help="top-k classes of image files",
+        description="Classify image files with a checkpoint (grayscale/RGBA are converted to RGB, "
+        "images are resized to the training size).",
+    )
+    p.add_argument("--checkpoint", required=True, type=Path, metavar="FILE", help="a checkpoint (.pt)")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    p.add_argument(
+        "--top-k", type=_positive_int, default=5, metavar="K", help="classes shown per image (default 5)"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON object per image and line: {"image", "predictions": [{"class", '
+        '"probability"}, ...]} (or {"image", "error"})',
+    )
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="cpu", help="device (default cpu)")
+
+
+def _add_gui_parser(sub: Any) -> None:
+    """The ``gui`` subcommand."""
+    g = sub.add_parser(
+        "gui",
+        help="open the desktop app (needs PySide6)",
+        description="Open the desktop app to classify images with a checkpoint.",
+    )
+    g.add_argument(
+        "--checkpoint", type=Path, default=None, metavar="FILE", help="checkpoint to load at start"
+    )
+    g.add_argument("--image", type=Path, default=None, metavar="FILE", help="image to classify at start")
+    g.add_argument(
+        "--screenshot",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="save a screenshot of the window to PNG and exit",
+    )
+
+
+def _config_option_adder(parser: argparse.ArgumentParser) -> Callable[..., None]:
+    """``add(field, **kw)``: add ``--field-name`` for a :class:`TrainConfig` field, with the field's default."""
+
+    def add(name: str, **kwargs: Any) -> None:
+        if not kwargs.get("required"):
+            kwargs["default"] = _CONFIG_DEFAULTS[name]
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, **kwargs)
+
+    return add
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of the ``train`` options (the device is resolved here, once)."""
+    try:
+        return TrainConfig(**{k: v for k, v in vars(args).items() if k in _CONFIG_DEFAULTS})
+    except ValueError as e:
+        raise CLIError(_one_line(e)) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Subcommands
+# --------------------------------------------------------------------------------------------------
+
+
+def _load_data(spec: str, **kwargs: Any) -> Any:
+    from resnet_course.data.loading import load_data
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_data(spec, **kwargs)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise CLIError(f"cannot load data {spec!r}: {_one_line(e)}") from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from resnet_course.training.engine import TrainingDiverged, fit
+
+    config = _config_from_args(args)
+    data_args = {
+        "val_fraction": args.val_fraction,
+        "seed": config.seed,
+        "train_size": args.train_size,
+        "test_size": args.test_size,
+    }
+    bundle = _load_data(args.data, **data_args)
+    if bundle.notice and not args.no_progress:
+        print(bundle.notice.splitlines()[0], file=sys.stderr)
+    torch.manual_seed(config.seed)
+    model = create_for_data(args.model, len(bundle.classes), bundle.image_size)
+    train_loader, val_loader, test_loader = bundle.loaders(config)
+    if len(train_loader) == 0:
+        raise CLIError(
+            f"the training split has {len(bundle.train)} images, fewer than one batch of {config.batch_size}"
+        )
+    last = args.out / "last.pt"
+    if args.resume and not last.exists():
+        print(f"note: {last} does not exist yet, starting a new run", file=sys.stderr)
+    meta = {
+        "data": {"spec": str(args.data), **data_args, "image_size": bundle.image_size},
+        "model": args.model,
+    }
+    try:
+        history = fit(
+            model,
+            train_loader,
+            val_loader,
+            config,
+            test_loader=test_loader,
+            out_dir=args.out,
+            resume=args.resume,
+            progress=not args.no_progress,
+            classes=bundle.classes,
+            preprocess=bundle.preprocess,
+            meta=meta,
+            label=args.model,
+        )
+    except TrainingDiverged as e:
+        raise CLIError(_one_line(e)) from None
+    if history.interrupted:
+        print(
+            f"error: training interrupted; continue with the same command and --resume ({last})",
+            file=sys.stderr,
+        )
+        return 130
+    test = history.extra["test"]
+    best = history.best_val_acc
+    best_text = f"best val acc {best:.2%} (epoch {history.best_epoch}), " if best is not None else ""
+    print(
+        f"{best_text}final test acc {test['accuracy']:.2%} on {test['n']} images; "
+        f"wrote {args.out / 'best.pt'}, {last}, {args.out / 'history.json'}"
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from resnet_course.data.loaders import TensorLoader
+    from resnet_course.devices import resolve_device
+    from resnet_course.training.checkpoints import load_checkpoint
+    from resnet_course.training.predictions import evaluate
+
+    try:
+        device = resolve_device(args.device)
+    except ValueError as e:
+        raise CLIError(_one_line(e)) from None
+    model, ckpt = load_checkpoint(args.checkpoint, device=device)
+    pre, classes = ckpt.get("preprocess"), ckpt.get("classes")
+    if not pre or not classes:
+        raise CLIError(
+            f"{args.checkpoint}: has no class names or preprocessing; it cannot be evaluated on data"
+        )
+    saved = (ckpt.get("meta") or {}).get("data") or {}
+    data_args: dict[str, Any] = {"image_size": int(pre["image_size"])}
+    if saved.get("spec") == str(args.data):  # same dataset: the same split and subsets as in training
+        data_args.update(
+            {k: saved[k] for k in ("val_fraction", "seed", "train_size", "test_size") if k in saved}
+        )
+    elif args.split == "val":
+        data_args["val_fraction"] = 0.1
+    bundle = _load_data(args.data, **data_args)
+    if list(bundle.classes) != list(classes):
+        raise CLIError(
+            f"{args.data}: its classes {bundle.classes[:5]}... differ from the checkpoint's {classes[:5]}..."
+        )
+    part = bundle.test if args.split == "test" else bundle.val
+    if part is None or len(part) == 0:
+        raise CLIError(f"{args.data}: has no {args.split} split (trained with --val-fraction 0?)")
+    loader = TensorLoader(part, args.batch_size, mean=pre["mean"], std=pre["std"], device=device)
+    result = evaluate(model, loader, classes=classes)
+    result.update(
+        split=args.split,
+        checkpoint=str(args.checkpoint),
+        data=str(args.data),
+        model=(ckpt.get("model") or {}).get("name"),
+        epoch=ckpt.get("epoch"),
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{args.checkpoint} on {args.data} ({args.split}, {result['n']} images): "
+            f"accuracy {result['accuracy']:.2%}, loss {result['loss']:.4f}"
+        )
+        for name, acc in result["per_class"].items():
+            print(f"  {name:>20s}  {'n/a' if acc is None else f'{acc:.2%}'}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from resnet_course.apps.inference import Classifier
+    from resnet_course.data.images import ImageError
+
+    try:
+        classifier = Classifier.from_checkpoint(args.checkpoint, device=args.device)
+    except ValueError as e:  # CheckpointError, or an unavailable device
+        raise CLIError(_one_line(e)) from None
+    failed = 0
+    for image in args.images:
+        try:
+            (top,) = classifier.predict([image], top_k=args.top_k)
+        except ImageError as e:
+            failed += 1
+            print(f"error: {_one_line(e)}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"image": str(image), "error": _one_line(e)}))
+            continue
+        if args.json:
+            print(
+                json.dumps(
+                    {"image": str(image), "predictions": [{"class": c, "probability": p} for c, p in top]}
+                )
+            )
+        else:
+            print(f"{image}: " + ", ".join(f"{c} {p:.1%}" for c, p in top))
+    return 1 if failed else 0
+
+
+def _gui(args: argparse.Namespace) -> int:
+    try:
+        from resnet_course.apps import gui
+    except ImportError as e:
+        raise CLIError(f"the GUI needs PySide6 (pip install 'resnet-course[gui]'): {_one_line(e)}") from None
+    run_app = getattr(gui, "run_app", None)
+    if run_app is None:
+        raise CLIError(
+            "this version of resnet_course.apps.gui has no run_app(); the GUI cannot be started from the CLI"
+        )
+    return int(run_app(checkpoint=args.checkpoint, image=args.image, screenshot=args.screenshot) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (``python -m resnet_course`` exits with it)."""
+    from resnet_course.training.checkpoints import CheckpointError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"train": _train, "evaluate": _evaluate, "predict": _predict, "gui": _gui}
+    try:
+        return handlers[args.command](args)
+    except (CLIError, CheckpointError) as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

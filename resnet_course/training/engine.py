@@ -1,0 +1,465 @@
+"""The training engine shared by the notebooks, the command line and the GUI.
+
+:func:`fit` trains a model with every technique the course teaches — SGD with (Nesterov) momentum or AdamW,
+weight decay kept off BatchNorm and bias parameters, warm-up and step / multistep / cosine / one-cycle /
+plateau schedules, label smoothing, mixed precision with ``torch.amp``, ``channels_last``, gradient
+accumulation and clipping, and stochastic weight averaging with ``torch.optim.swa_utils`` — and keeps the
+model that is best on the **validation** split. With ``out_dir`` it writes ``last.pt`` after every epoch,
+``best.pt`` and ``history.json``; a run stopped with Ctrl-C (or by a crash) resumes exactly where it was.
+With ``test_loader`` the final model is evaluated once on the test split and the result is stored in the
+history and both checkpoints.
+
+Ctrl-C during :func:`fit`: the first press stops at the next batch boundary, saves a resumable ``last.pt``
+(mid-epoch position included), warns, and ``fit`` **returns** the partial history with ``interrupted=True`` —
+the notebook kernel stays usable and ``fit(..., resume=True)`` continues. A second press interrupts at once.
+
+Each batch is the loop of notebook 05: zero the gradients (at the start of an accumulation group) → forward →
+loss → backward → optimizer step → schedule step (at the end of the group). The knobs are in
+:class:`~resnet_course.training.config.TrainConfig`, the run's state in :class:`~resnet_course.training.runstate.RunState`.
+
+Evaluation (:func:`~resnet_course.training.predictions.evaluate`, :func:`~resnet_course.training.predictions.predict`) is in
+:mod:`resnet_course.training.predictions`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.optim.swa_utils import update_bn
+from tqdm.auto import tqdm
+
+from resnet_course.training.config import TrainConfig
+from resnet_course.training.history import History
+from resnet_course.training.predictions import batch_to_device, evaluate
+from resnet_course.training.runstate import RunState
+
+__all__ = ["TrainingDiverged", "fit"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message says when and what to try."""
+
+
+class _Stop(Exception):
+    """Internal: leave the training loop at a consistent point (a callback asked)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------
+
+
+def fit(
+    model: nn.Module,
+    train_loader: Iterable[Any],
+    val_loader: Iterable[Any] | None,
+    config: TrainConfig | None = None,
+    *,
+    test_loader: Iterable[Any] | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    classes: Sequence[str] | None = None,
+    preprocess: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
+    callback: Callable[[History], bool | None] | None = None,
+    label: str = "",
+) -> History:
+    """Train ``model`` in place on ``train_loader`` and return the per-epoch :class:`History`.
+
+    Args:
+        model: any classifier ``(N, C, H, W) → (N, num_classes)``; moved to ``config.device``. At the end it
+            holds the **final** weights (the SWA average when ``config.swa``), not the best ones: load
+            ``out_dir/best.pt`` for those.
+        train_loader, val_loader: iterables of ``(images, labels)`` batches with ``len()`` (e.g.
+            ``data.loaders(config)``); ``set_epoch(epoch)`` is called when present (then shuffling/augmentation
+            depend only on ``(seed, epoch)``, which exact resume needs). ``val_loader=None`` trains without
+            validation (best = last).
+        config: hyperparameters; ``TrainConfig()`` by default.
+        test_loader: when given, the final model of a completed run is evaluated once on it (full precision);
+            ``history.extra["test"]`` gets ``accuracy, loss, n, epoch`` and the ``metrics`` of ``last.pt`` and
+            ``best.pt`` get ``test_accuracy, test_loss, test_n, test_of_epoch``.
+        out_dir: folder for ``last.pt`` (every epoch), ``best.pt`` (best validation accuracy) and
+            ``history.json``. Without it nothing is written.
+        resume: continue from ``out_dir/last.pt`` when it exists (start fresh otherwise). The run continues
+            exactly: same weights as an uninterrupted run. The settings must be the same as when it started.
+        progress: show a ``tqdm`` bar per epoch and a summary line per epoch.
+        classes, preprocess, meta: stored in the checkpoints (class names, ``{"image_size", "mean", "std"}``,
+            anything else JSON-like such as the dataset used).
+        callback: called with the history after every epoch (after saving); return ``True`` to stop.
+        label: name of the run, kept in the history (for plots).
+
+    Ctrl-C: see the module documentation (``fit`` returns the partial history with ``interrupted=True``).
+
+    Raises:
+        TrainingDiverged: the loss became NaN/inf; ``last.pt`` keeps the last good epoch.
+        ValueError: inconsistent settings (e.g. the loader's batch size differs from ``config.batch_size``).
+    """
+    config = config or TrainConfig()
+    n_batches = _batches_per_epoch(train_loader, config)
+    run = RunState.start(
+        model,
+        config,
+        train_loader,
+        math.ceil(n_batches / config.accum_steps),
+        out_dir=out_dir,
+        classes=classes,
+        preprocess=preprocess,
+        meta=meta,
+        label=label,
+    )
+    start_epoch, partial = run.resume() if resume else (0, None)
+    with _deferred_sigint() as sigint:
+        epoch = start_epoch
+        try:
+            for epoch in range(start_epoch, config.epochs):
+                if run.swa_model is not None and epoch >= config.swa_start_epoch():
+                    run.start_swa_phase()
+                tally = _train_one_epoch(run, train_loader, epoch, n_batches, partial, progress, sigint)
+                partial = None
+                _end_epoch(run, val_loader, epoch, tally)
+                if progress:
+                    tqdm.write(_summary_line(run.history, config.epochs))
+                if callback is not None and callback(run.history):
+                    raise _Stop
+            if len(run.history) == config.epochs:
+                _finish(run, train_loader, val_loader, test_loader)
+        except (KeyboardInterrupt, _Stop) as stop:
+            _mark_stopped(run, stop, epoch)
+    return run.history
+
+
+def _finish(
+    run: RunState,
+    train_loader: Iterable[Any],
+    val_loader: Iterable[Any] | None,
+    test_loader: Iterable[Any] | None,
+) -> None:
+    """After the last epoch: apply SWA's averaged weights (once), then test the final model (once)."""
+    if run.swa_model is not None and not run.swa_applied:
+        _finish_swa(run, train_loader, val_loader)
+    if test_loader is not None:
+        run.record_test(evaluate(run.model, test_loader))
+
+
+def _mark_stopped(run: RunState, stop: BaseException, epoch: int) -> None:
+    """Record that the run stopped early; warn when Ctrl-C stopped it (a callback's stop is silent)."""
+    run.history.interrupted = True
+    run.save_history()
+    if isinstance(stop, KeyboardInterrupt):
+        where = f" (checkpoint: {run.last_path}; continue with resume=True)" if run.last_path else ""
+        warnings.warn(
+            f"training interrupted during epoch {epoch + 1}/{run.config.epochs}{where}", stacklevel=3
+        )
+
+
+def _batches_per_epoch(train_loader: Iterable[Any], config: TrainConfig) -> int:
+    """``len(train_loader)``, after checking that it is a usable training loader for ``config``."""
+    if not hasattr(train_loader, "__len__"):
+        raise TypeError(
+            "train_loader must have a length (batches per epoch), like a DataLoader or TensorLoader"
+        )
+    n_batches = len(train_loader)
+    if n_batches == 0:
+        raise ValueError(
+            "the training loader yields no batches (dataset smaller than one batch with drop_last?)"
+        )
+    loader_bs = getattr(train_loader, "batch_size", None)
+    if isinstance(loader_bs, int) and loader_bs != config.batch_size:
+        raise ValueError(
+            f"the training loader yields batches of {loader_bs} but config.batch_size is {config.batch_size}; "
+            f"set TrainConfig(batch_size={loader_bs}) (the default learning rate scales with it)"
+        )
+    return n_batches
+
+
+def _train_one_epoch(
+    run: RunState,
+    loader: Iterable[Any],
+    epoch: int,
+    n_batches: int,
+    partial: dict[str, Any] | None,
+    progress: bool,
+    sigint: dict[str, bool],
+) -> _Tally:
+    """Train one epoch (from ``partial``'s position when resuming inside it) and return its totals.
+
+    Ctrl-C (or an exception raised from inside the model, e.g. a hook) saves the state after the last complete
+    optimizer step to ``last.pt``, with the position in the epoch, and ``KeyboardInterrupt`` propagates.
+    """
+    model, optimizer, config = run.model, run.optimizer, run.config
+    accum, device, amp_dtype = config.accum_steps, config.torch_device, config.autocast_dtype()
+    channels_last = config.uses_channels_last()
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)  # type: ignore[attr-defined]
+    rng_epoch_start = run.rng_state()
+    tally = _Tally.resumed(partial, device)
+    bn = _BufferSnapshot(model) if run.out_dir is not None else None
+    bar = tqdm(
+        total=n_batches,
+        initial=tally.batches,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        leave=False,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    model.train()
+    try:
+        for b, batch in enumerate(loader):
+            if b < tally.batches:
+                continue  # already trained before the interruption
+            group_start, group_end = b - b % accum, min(b - b % accum + accum, n_batches)
+            x, y = batch_to_device(batch, device, channels_last)
+            if b == group_start:
+                optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                logits = model(x)
+                loss = run.criterion(logits, y)
+            run.scaler.scale(loss / (group_end - group_start)).backward()
+            tally.add(loss, logits, y)
+            if (b + 1) % (1 if device.type == "cpu" else 20) == 0 or b + 1 == n_batches:
+                _check_finite(run, tally, bar, epoch, b)
+            if b + 1 == group_end:
+                tally.lr = _optimizer_step(run)
+                _schedule_step(run)
+                tally.commit(b + 1)
+                if bn is not None:
+                    bn.take()
+                if sigint["stop"]:
+                    raise KeyboardInterrupt
+            bar.update(1)
+    except KeyboardInterrupt:
+        bar.close()
+        optimizer.zero_grad(set_to_none=True)
+        if bn is not None:
+            bn.restore()  # BatchNorm statistics as of the last optimizer step, not of the unfinished group
+            run.save(epoch, partial=tally.position(rng_epoch_start))
+        raise
+    bar.close()
+    optimizer.zero_grad(set_to_none=True)
+    tally.seconds = tally.elapsed()  # training time only: validation is not counted
+    return tally
+
+
+def _optimizer_step(run: RunState) -> float:
+    """Clip the gradients (if asked) and take one optimizer step through the scaler; return its learning rate."""
+    if run.config.grad_clip is not None:
+        run.scaler.unscale_(run.optimizer)
+        nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
+    lr = float(run.optimizer.param_groups[0]["lr"])
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return lr
+
+
+def _schedule_step(run: RunState) -> None:
+    """Advance the learning-rate schedule by one optimizer step (SWA keeps its constant rate instead)."""
+    if run.swa_schedule is not None:
+        return
+    with warnings.catch_warnings():  # a GradScaler-skipped first step is expected
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+        run.schedule.step()
+
+
+def _end_epoch(run: RunState, val_loader: Iterable[Any] | None, epoch: int, tally: _Tally) -> None:
+    """Validate, advance the per-epoch schedule (or SWA), record the epoch, and save last/best/history."""
+    if tally.seen == 0:
+        raise ValueError("the training loader yielded no images")
+    val_loss = val_acc = None
+    if val_loader is not None:
+        metrics = evaluate(run.model, val_loader, amp_dtype=run.config.autocast_dtype())
+        val_loss, val_acc = metrics["loss"], metrics["accuracy"]
+    lr = tally.lr if tally.lr is not None else float(run.optimizer.param_groups[0]["lr"])
+    if run.swa_schedule is not None:
+        run.swa_model.update_parameters(run.model)  # type: ignore[union-attr]
+        run.swa_schedule.step()
+    else:
+        run.schedule.epoch_end(val_loss if val_loss is not None else tally.loss / tally.seen)
+    run.history.append(
+        epoch=epoch + 1,
+        train_loss=tally.loss / tally.seen,
+        train_acc=tally.correct / tally.seen,
+        val_loss=val_loss,
+        val_acc=val_acc,
+        lr=lr,
+        seconds=tally.seconds,
+    )
+    improved = val_acc is None or val_acc > run.best_acc
+    if improved:
+        run.best_acc = -1.0 if val_acc is None else val_acc
+        run.history.best_epoch = epoch + 1
+    run.save(epoch + 1, best=improved)
+    run.save_history()
+
+
+def _finish_swa(run: RunState, train_loader: Iterable[Any], val_loader: Iterable[Any] | None) -> None:
+    """Recompute BatchNorm statistics for the averaged weights, copy them into the model, evaluate, save."""
+    assert run.swa_model is not None
+    update_bn(train_loader, run.swa_model, device=run.config.torch_device)
+    run.model.load_state_dict(run.swa_model.module.state_dict())
+    metrics: dict[str, Any] = {"n_averaged": int(run.swa_model.n_averaged)}
+    if val_loader is not None:
+        m = evaluate(run.model, val_loader, amp_dtype=run.config.autocast_dtype())
+        metrics.update(val_loss=m["loss"], val_acc=m["accuracy"])
+    run.history.extra["swa"] = metrics
+    run.swa_applied = True
+    swa_acc = metrics.get("val_acc")
+    best = swa_acc is None or swa_acc >= run.best_acc
+    if best and run.out_dir is not None:
+        run.history.best_epoch = run.config.epochs
+    run.save(run.config.epochs, best=best)
+    run.save_history()
+
+
+@dataclass
+class _Tally:
+    """An epoch's running totals: ``batches``, ``loss``, ``correct``, ``seen`` as of its last completed optimizer
+    step (what a mid-epoch checkpoint records), the device-side sums of the accumulation group in progress, the
+    learning rate of the last step (``None`` before the first) and ``seconds`` of training before ``started``
+    (time spent before an interruption; the epoch's total once its training ends)."""
+
+    batches: int
+    loss: float
+    correct: int
+    seen: int
+    seconds: float
+    pending_loss: Tensor
+    pending_correct: Tensor
+    pending_seen: int = 0
+    lr: float | None = None
+    started: float = 0.0
+
+    @classmethod
+    def resumed(cls, partial: dict[str, Any] | None, device: torch.device) -> _Tally:
+        p = partial or {}
+        return cls(
+            int(p.get("batches", 0)),
+            float(p.get("loss", 0.0)),
+            int(p.get("correct", 0)),
+            int(p.get("seen", 0)),
+            float(p.get("seconds", 0.0)),
+            torch.zeros((), device=device, dtype=torch.float64),
+            torch.zeros((), device=device, dtype=torch.long),
+            started=time.perf_counter(),
+        )
+
+    def add(self, loss: Tensor, logits: Tensor, y: Tensor) -> None:
+        """Add one batch (summed on the device: no synchronisation)."""
+        self.pending_loss += loss.detach().double() * len(y)
+        self.pending_correct += (logits.detach().argmax(1) == y).sum()
+        self.pending_seen += len(y)
+
+    def commit(self, batches: int) -> None:
+        """An optimizer step completed after ``batches`` batches: move the group's sums into the totals."""
+        self.batches = batches
+        self.loss += float(self.pending_loss)
+        self.correct += int(self.pending_correct)
+        self.seen += self.pending_seen
+        self.pending_loss.zero_()
+        self.pending_correct.zero_()
+        self.pending_seen = 0
+
+    def elapsed(self) -> float:
+        """Training seconds of the epoch so far, time before an interruption included."""
+        return self.seconds + time.perf_counter() - self.started
+
+    def position(self, rng_epoch_start: dict[str, Any]) -> dict[str, Any]:
+        """The ``partial`` entry of a mid-epoch checkpoint."""
+        return {
+            "batches": self.batches,
+            "loss": self.loss,
+            "correct": self.correct,
+            "seen": self.seen,
+            "seconds": self.elapsed(),
+            "rng_epoch_start": rng_epoch_start,
+        }
+
+
+class _BufferSnapshot:
+    """The model's buffers (BatchNorm statistics) as of the last optimizer step: a forward pass cut short by
+    Ctrl-C has already updated them, and a mid-epoch checkpoint must hold the state *before* that group."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.buffers = dict(model.named_buffers())
+        self.saved = {k: v.clone() for k, v in self.buffers.items()}
+
+    def take(self) -> None:
+        for k, v in self.buffers.items():
+            self.saved[k].copy_(v)
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for k, v in self.buffers.items():
+                v.copy_(self.saved[k])
+
+
+def _check_finite(run: RunState, tally: _Tally, bar: Any, epoch: int, batch: int) -> None:
+    """Raise :class:`TrainingDiverged` when the loss is NaN/inf; otherwise update the progress bar."""
+    pending = float(tally.pending_loss)
+    if not math.isfinite(pending):
+        raise TrainingDiverged(_divergence_message(epoch, batch, run.optimizer, run.last_path))
+    seen = tally.seen + tally.pending_seen
+    bar.set_postfix(
+        loss=f"{(tally.loss + pending) / seen:.3f}",
+        acc=f"{(tally.correct + int(tally.pending_correct)) / seen:.3f}",
+        lr=f"{run.optimizer.param_groups[0]['lr']:.3g}",
+        refresh=False,
+    )
+
+
+def _divergence_message(epoch: int, batch: int, optimizer: torch.optim.Optimizer, last: Path | None) -> str:
+    lr = optimizer.param_groups[0]["lr"]
+    kept = f"; {last} still holds the last good epoch" if last is not None and last.exists() else ""
+    return (
+        f"training diverged: the loss became NaN/inf in epoch {epoch + 1}, batch {batch + 1} "
+        f"(learning rate {lr:.3g}){kept}. Try a lower learning rate (e.g. half), longer warm-up, gradient "
+        "clipping (grad_clip=1.0), and check that the inputs are normalised"
+    )
+
+
+def _summary_line(history: History, epochs: int) -> str:
+    i = -1
+    text = (
+        f"epoch {history.epoch[i]:>3}/{epochs}  train loss {history.train_loss[i]:.4f} "
+        f"acc {history.train_acc[i]:.2%}"
+    )
+    if history.val_acc[i] is not None:
+        text += f"  val loss {history.val_loss[i]:.4f} acc {history.val_acc[i]:.2%}"
+    return text + f"  lr {history.lr[i]:.3g}  {history.seconds[i]:.1f}s"
+
+
+@contextlib.contextmanager
+def _deferred_sigint() -> Iterator[dict[str, bool]]:
+    """While active, a first Ctrl-C only sets ``flag["stop"]`` (the loop stops at the next batch boundary,
+    so no optimizer step is torn); a second Ctrl-C interrupts immediately. Main thread only."""
+    flag = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not allowed here (embedded interpreter)
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
