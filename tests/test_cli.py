@@ -281,10 +281,8 @@ def test_help_documents_every_option(capsys) -> None:
 
 def test_gui_subcommand_calls_run_app(monkeypatch, tmp_path: Path, capsys) -> None:
     pytest.importorskip("PySide6")
-    import resnet_course.apps.gui as gui
-
     calls = []
-    monkeypatch.setattr(gui, "run_app", lambda **kw: calls.append(kw) or 0, raising=False)
+    monkeypatch.setattr("resnet_course.apps.gui.app.run_app", lambda **kw: calls.append(kw) or 0)
     code, _, _ = run(capsys, "gui", "--checkpoint", "a.pt", "--screenshot", str(tmp_path / "s.png"))
     assert code == 0 and calls == [
         {"checkpoint": Path("a.pt"), "image": None, "screenshot": tmp_path / "s.png"}

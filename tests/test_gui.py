@@ -22,7 +22,9 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QThread, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QFileDialog
 
-from resnet_course.apps import gui
+from resnet_course.apps.gui.app import main, run_app
+from resnet_course.apps.gui.jobs import PREVIEW_MAX_SIDE
+from resnet_course.apps.gui.window import MainWindow
 from resnet_course.apps.inference import Classifier
 
 CLASSES = ["circle", "square", "triangle"]
@@ -75,24 +77,24 @@ def classifier(files: dict[str, Path]) -> Classifier:
 
 
 @pytest.fixture
-def window(qtbot) -> gui.MainWindow:
-    w = gui.MainWindow()
+def window(qtbot) -> MainWindow:
+    w = MainWindow()
     qtbot.addWidget(w)
     w.show()
     return w
 
 
-def load(qtbot, window: gui.MainWindow, path: Path) -> None:
+def load(qtbot, window: MainWindow, path: Path) -> None:
     with qtbot.waitSignal(window.idle, timeout=WAIT_MS):
         window.load_checkpoint(path)
 
 
-def open_image(qtbot, window: gui.MainWindow, path: Path) -> None:
+def open_image(qtbot, window: MainWindow, path: Path) -> None:
     with qtbot.waitSignal(window.idle, timeout=WAIT_MS):
         window.open_image(path)
 
 
-def shown_bars(window: gui.MainWindow) -> list[tuple[str, float]]:
+def shown_bars(window: MainWindow) -> list[tuple[str, float]]:
     """(class, probability) as the visible bars show them."""
     return [(row.name.text(), row.bar.value() / 1000) for row in window.probability_rows if row.isVisible()]
 
@@ -100,7 +102,7 @@ def shown_bars(window: gui.MainWindow) -> list[tuple[str, float]]:
 # ---- no model -------------------------------------------------------------------------------------------
 
 
-def test_without_checkpoint_the_window_says_how_to_get_one(window: gui.MainWindow) -> None:
+def test_without_checkpoint_the_window_says_how_to_get_one(window: MainWindow) -> None:
     text = window.message()
     assert "notebooks/05_training_resnet18.ipynb" in text
     assert "python -m resnet_course train --model resnet20 --data shapes10 --epochs 5 --out runs/demo" in text
@@ -108,7 +110,7 @@ def test_without_checkpoint_the_window_says_how_to_get_one(window: gui.MainWindo
     assert window.classifier is None
 
 
-def test_image_without_model_is_shown_with_the_hint(qtbot, window: gui.MainWindow, files) -> None:
+def test_image_without_model_is_shown_with_the_hint(qtbot, window: MainWindow, files) -> None:
     open_image(qtbot, window, files["rgb"])
     assert window.displayed_pixmap_size() == (40, 30)
     assert window.predictions is None
@@ -116,7 +118,7 @@ def test_image_without_model_is_shown_with_the_hint(qtbot, window: gui.MainWindo
     assert "05_training_resnet18" in window.message()
 
 
-def test_folder_without_model_is_refused_with_a_message(window: gui.MainWindow, files) -> None:
+def test_folder_without_model_is_refused_with_a_message(window: MainWindow, files) -> None:
     window.open_folder(files["folder"])
     assert window.message_is_error
     assert "Load a checkpoint" in window.message()
@@ -196,7 +198,7 @@ def test_huge_image_is_downscaled_for_display(qtbot, window, files, classifier) 
     load(qtbot, window, files["ckpt"])
     open_image(qtbot, window, files["huge"])
     width, height = window.displayed_pixmap_size()
-    assert max(width, height) <= gui.PREVIEW_MAX_SIDE
+    assert max(width, height) <= PREVIEW_MAX_SIDE
     assert width / height == pytest.approx(3000 / 2250, rel=0.02)
     assert "3000×2250" in window.image_caption.text() and "downscaled" in window.image_caption.text()
     assert [n for n, _ in shown_bars(window)] == [n for n, _ in classifier.predict([files["huge"]])[0]]
@@ -315,7 +317,7 @@ def test_folder_without_images_is_reported(qtbot, window, files, tmp_path) -> No
 # ---- drag and drop --------------------------------------------------------------------------------------
 
 
-def drop(window: gui.MainWindow, *paths: Path) -> None:
+def drop(window: MainWindow, *paths: Path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     event = QDropEvent(
@@ -349,7 +351,7 @@ def test_drop_checkpoint_then_image_then_folder(qtbot, window, files, classifier
 
 def test_run_app_screenshot(qapp, files, tmp_path) -> None:
     shot = tmp_path / "shot.png"
-    assert gui.run_app(checkpoint=files["ckpt"], image=files["rgb"], screenshot=shot) == 0
+    assert run_app(checkpoint=files["ckpt"], image=files["rgb"], screenshot=shot) == 0
     img = Image.open(shot)
     assert img.size[0] >= 600 and img.size[1] >= 400
     low, high = img.convert("L").getextrema()
@@ -358,7 +360,7 @@ def test_run_app_screenshot(qapp, files, tmp_path) -> None:
 
 def test_main_parses_arguments(qapp, files, tmp_path) -> None:
     shot = tmp_path / "main.png"
-    assert gui.main(["--checkpoint", str(files["ckpt"]), "--screenshot", str(shot)]) == 0
+    assert main(["--checkpoint", str(files["ckpt"]), "--screenshot", str(shot)]) == 0
     assert shot.is_file()
 
 

@@ -425,14 +425,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _gui(args: argparse.Namespace) -> int:
     try:
-        from resnet_course.apps import gui
+        from resnet_course.apps.gui.app import run_app
     except ImportError as e:
         raise CLIError(f"the GUI needs PySide6 (pip install 'resnet-course[gui]'): {_one_line(e)}") from None
-    run_app = getattr(gui, "run_app", None)
-    if run_app is None:
-        raise CLIError(
-            "this version of resnet_course.apps.gui has no run_app(); the GUI cannot be started from the CLI"
-        )
     return int(run_app(checkpoint=args.checkpoint, image=args.image, screenshot=args.screenshot) or 0)
 
 

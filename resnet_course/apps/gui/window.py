@@ -1,88 +1,61 @@
-"""A desktop app that classifies images with a trained checkpoint, without writing code.
-
-``python -m resnet_course gui [--checkpoint FILE] [--image FILE] [--screenshot PNG]`` (or
-``python -m resnet_course.apps.gui ...``) opens a PySide6 window:
-
-* **Open image…** (or drop an image on the window): the image is shown (downscaled for display when it is
-  large) next to the model's top-5 classes as probability bars;
-* **Open folder…** (or drop a folder, or several files): every image in the folder is classified into a
-  table (file, top-1 class, probability, or the error for that file) that **Save CSV…** writes out;
-* **Open checkpoint…** (or drop a ``.pt`` file): the model's name, classes, epoch and recorded test accuracy
-  are read from the checkpoint and shown above the results.
-
-All loading and inference runs in one Python worker thread, so the window stays responsive; bad
-input (a non-image or corrupt file, a missing or corrupt checkpoint) is reported in the window.
-
-The prediction path is :class:`resnet_course.apps.inference.Classifier`; this module only draws. PySide6 (Qt's
-official LGPL binding) is imported here and nowhere else in the package, so ``resnet_course`` imports without
-it. Why PySide6 rather than PyQt5: see ``docs/GUI.md``.
-"""
+"""The desktop app's window: image and folder tabs, probability bars, model information, drag and drop."""
 
 from __future__ import annotations
 
-import argparse
 import csv
-import gc
 import os
-import sys
-import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-try:
-    from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Signal, Slot
-    from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QImage, QPixmap, QResizeEvent
-    from PySide6.QtWidgets import (
-        QAbstractItemView,
-        QApplication,
-        QFileDialog,
-        QGridLayout,
-        QGroupBox,
-        QHBoxLayout,
-        QHeaderView,
-        QLabel,
-        QMainWindow,
-        QProgressBar,
-        QPushButton,
-        QSizePolicy,
-        QTableWidget,
-        QTableWidgetItem,
-        QTabWidget,
-        QVBoxLayout,
-        QWidget,
-    )
-except ImportError as _exc:  # pragma: no cover - exercised only where PySide6 is absent
-    raise ImportError(
-        "The desktop app needs PySide6, which is not installed (or fails to load: "
-        f'{_exc}). Install it with:  pip install "resnet-course[gui]"   '
-        "(or: pip install PySide6-Essentials)"
-    ) from _exc
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QPixmap, QResizeEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
-import torch
-from PIL import ExifTags, Image
-
+from resnet_course.apps.gui.jobs import (
+    IMAGE_SUFFIXES,
+    PREVIEW_MAX_SIDE,
+    CheckpointJob,
+    FolderJob,
+    GcPause,
+    ImageJob,
+    Job,
+    list_images,
+)
 from resnet_course.apps.inference import Classifier
-from resnet_course.data.images import ImageError, rgb_image
-from resnet_course.training.checkpoints import CheckpointError
 
 __all__ = [
-    "IMAGE_SUFFIXES",
     "CHECKPOINT_SUFFIXES",
-    "NO_CHECKPOINT_HINT",
     "MainWindow",
-    "run_app",
-    "main",
+    "NO_CHECKPOINT_HINT",
+    "ProbabilityRow",
+    "TABLE_HEADERS",
+    "TOP_K",
+    "format_accuracy",
 ]
 
-#: File suffixes treated as images in folder mode (others in the folder are skipped and counted).
-IMAGE_SUFFIXES: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
-)
+
 #: File suffixes treated as checkpoints when dropped on the window.
 CHECKPOINT_SUFFIXES: frozenset[str] = frozenset({".pt", ".pth", ".ckpt"})
+
 
 #: Shown when no model is loaded: how to get a checkpoint.
 NO_CHECKPOINT_HINT = (
@@ -92,179 +65,14 @@ NO_CHECKPOINT_HINT = (
     "— then open runs/demo/best.pt."
 )
 
+
 TOP_K = 5
-_OPEN_WINDOWS: list[Any] = []  # windows opened by run_app inside an application that someone else runs
-_INFERENCE_THREADS = max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1))
-PREVIEW_MAX_SIDE = 1024  # the display copy of an image is at most this many pixels per side
-_TABLE_HEADERS = ("file", "top-1 class", "probability", "error")
 
 
-# ----------------------------------------------------------------------------------------------------------
-# workers (run in the pool thread; they only talk to the window through signals)
-# ----------------------------------------------------------------------------------------------------------
+TABLE_HEADERS = ("file", "top-1 class", "probability", "error")
 
 
-class _Signals(QObject):
-    """Signals a worker emits; connected to :class:`MainWindow` slots, delivered on the UI thread."""
-
-    done = Signal(int, object)  # job id, result
-    failed = Signal(int, str)  # job id, one-line message
-    row = Signal(int, int, object)  # job id, row index, row dict (folder mode)
-
-
-class _GcPause:
-    """Pause Python's automatic garbage collection while any window has a job in flight.
-
-    A collection runs on whichever thread happens to trigger it. Run on the worker thread, it may destroy Qt
-    objects that became garbage on the UI thread (a closed window, a finished job's signals), and Qt objects
-    must die on their own thread: that crashed natively, about one test run in ten. Pausing and resuming are
-    called on the UI thread only; resuming collects there.
-    """
-
-    busy = 0
-    was_enabled = True
-
-    @classmethod
-    def pause(cls) -> None:
-        if cls.busy == 0:
-            cls.was_enabled = gc.isenabled()
-            gc.disable()
-        cls.busy += 1
-
-    @classmethod
-    def resume(cls) -> None:
-        cls.busy = max(0, cls.busy - 1)
-        if cls.busy == 0 and cls.was_enabled:
-            gc.enable()
-            gc.collect()
-
-
-class _Job:
-    """Base class: a job id, a cancel flag and the signals object.
-
-    Jobs run on a Python-created worker thread (a one-thread ``ThreadPoolExecutor``), not on a ``QThreadPool``
-    thread: PySide enters and leaves Python on a Qt pool thread for every job, and PyTorch's per-thread state
-    did not survive that (``torch.load`` crashed natively, about one run in ten). Results reach the window
-    through Qt signals, which Qt queues to the UI thread.
-    """
-
-    def __init__(self, job_id: int) -> None:
-        self.job_id = job_id
-        self.signals = _Signals()
-        self.cancelled = threading.Event()
-
-    def run(self) -> None:
-        try:
-            result = self.work()
-        except (ImageError, CheckpointError) as exc:
-            self.signals.failed.emit(self.job_id, str(exc))
-        except Exception as exc:  # noqa: BLE001 - anything else must reach the window, not vanish
-            self.signals.failed.emit(self.job_id, f"Unexpected {type(exc).__name__}: {exc}")
-        else:
-            self.signals.done.emit(self.job_id, result)
-
-    def work(self) -> Any:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-
-class _CheckpointJob(_Job):
-    """Load a checkpoint into a :class:`Classifier`."""
-
-    def __init__(self, job_id: int, path: Path, device: str) -> None:
-        super().__init__(job_id)
-        self.path = path
-        self.device = device
-
-    def work(self) -> Classifier:
-        classifier = Classifier.from_checkpoint(self.path, device=self.device)
-        # One dummy prediction pays PyTorch's first-call costs here, not on the user's first image.
-        size = int(classifier.preprocess.get("image_size", 32))
-        classifier.predict([torch.zeros(3, size, size, dtype=torch.uint8)], top_k=1)
-        return classifier
-
-
-class _ImageJob(_Job):
-    """Classify one image (when a classifier is given) and make its display copy."""
-
-    def __init__(self, job_id: int, path: Path, classifier: Classifier | None, top_k: int) -> None:
-        super().__init__(job_id)
-        self.path = path
-        self.classifier = classifier
-        self.top_k = top_k
-
-    def work(self) -> dict[str, Any]:
-        predictions = None
-        seconds = None
-        if self.classifier is not None:
-            start = time.perf_counter()
-            predictions = self.classifier.predict([self.path], top_k=self.top_k)[0]
-            seconds = time.perf_counter() - start
-        preview, size, mode = _load_preview(self.path)
-        return {
-            "predictions": predictions,
-            "seconds": seconds,
-            "preview": preview,
-            "size": size,
-            "mode": mode,
-        }
-
-
-class _FolderJob(_Job):
-    """Classify a list of files one by one; a bad file becomes an error row, not a failed job."""
-
-    def __init__(self, job_id: int, files: Sequence[Path], classifier: Classifier) -> None:
-        super().__init__(job_id)
-        self.files = list(files)
-        self.classifier = classifier
-
-    def work(self) -> int:
-        for index, path in enumerate(self.files):
-            if self.cancelled.is_set():
-                break
-            row: dict[str, Any] = {"file": str(path), "class": "", "probability": None, "error": ""}
-            try:
-                (top1,) = self.classifier.predict([path], top_k=1)[0]
-                row["class"], row["probability"] = top1[0], float(top1[1])
-            except ValueError as exc:  # ImageError (and any other ValueError about this one file)
-                row["error"] = str(exc)
-            except Exception as exc:  # noqa: BLE001 - report per file, keep going
-                row["error"] = f"Unexpected {type(exc).__name__}: {exc}"
-            self.signals.row.emit(self.job_id, index, row)
-        return len(self.files)
-
-
-def _load_preview(path: Path) -> tuple[QImage, tuple[int, int], str]:
-    """Decode ``path`` with Pillow into a display copy at most ``PREVIEW_MAX_SIDE`` px per side.
-
-    The preview is prepared like the model's input (:func:`~resnet_course.data.images.rgb_image`: turned upright
-    by its EXIF orientation, transparency composited on white). Returns ``(QImage, upright (width, height) of
-    the original, original PIL mode)``. Runs in the worker thread
-    (``QImage`` is safe there, ``QPixmap`` is not). Raises :class:`ImageError` naming the file.
-    """
-    try:
-        with Image.open(path) as img:
-            turned = img.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)  # quarter turns
-            size, mode = (img.height, img.width) if turned else img.size, img.mode
-            img.draft("RGB", (PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))  # JPEG: decode at reduced scale
-            img.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
-            rgba = rgb_image(img).convert("RGBA")  # as the model sees it: upright, transparency on white
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageError(
-            f"{path}: cannot be read as an image ({exc}); pick a PNG, JPEG, BMP or similar file"
-        ) from exc
-    data = rgba.tobytes("raw", "RGBA")
-    qimage = QImage(data, rgba.width, rgba.height, 4 * rgba.width, QImage.Format.Format_RGBA8888)
-    return qimage.copy(), size, mode  # copy: the QImage must own its pixels once `data` is gone
-
-
-def _list_images(folder: Path) -> tuple[list[Path], int]:
-    """Image files directly inside ``folder`` (sorted by name) and the number of other files skipped."""
-    files = sorted(p for p in folder.iterdir() if p.is_file())
-    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-    return images, len(files) - len(images)
-
-
-def _format_accuracy(value: Any) -> str:
+def format_accuracy(value: Any) -> str:
     """``0.9132`` → ``"91.32 %"``; ``None`` → ``"not recorded"``."""
     if value is None:
         return "not recorded in this checkpoint"
@@ -276,7 +84,7 @@ def _format_accuracy(value: Any) -> str:
 # ----------------------------------------------------------------------------------------------------------
 
 
-class _ProbabilityRow(QWidget):
+class ProbabilityRow(QWidget):
     """One class of the top-k: name, a bar, and the percentage written on the bar."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -321,7 +129,7 @@ class MainWindow(QMainWindow):
         self.folder_rows: list[dict[str, Any]] = []
         # One worker: jobs run in submission order and one model is never used by two threads at once.
         self._executor: ThreadPoolExecutor | None = None
-        self._jobs: dict[int, _Job] = {}
+        self._jobs: dict[int, Job] = {}
         self._next_id = 0
         self._checkpoint_job = -1
         self._image_job = -1
@@ -399,7 +207,7 @@ class MainWindow(QMainWindow):
         right.addWidget(self.top1_label)
         top_box = QGroupBox(f"Top-{self.top_k} classes")
         grid = QGridLayout(top_box)
-        self.probability_rows = [_ProbabilityRow() for _ in range(self.top_k)]
+        self.probability_rows = [ProbabilityRow() for _ in range(self.top_k)]
         for i, row in enumerate(self.probability_rows):
             grid.addWidget(row, i, 0)
             row.setVisible(False)
@@ -416,8 +224,8 @@ class MainWindow(QMainWindow):
         )
         self.folder_caption.setWordWrap(True)
         layout.addWidget(self.folder_caption)
-        self.table = QTableWidget(0, len(_TABLE_HEADERS))
-        self.table.setHorizontalHeaderLabels(list(_TABLE_HEADERS))
+        self.table = QTableWidget(0, len(TABLE_HEADERS))
+        self.table.setHorizontalHeaderLabels(list(TABLE_HEADERS))
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -460,7 +268,7 @@ class MainWindow(QMainWindow):
             f"<b>{info.get('model', '?')}</b> from <code>{self.checkpoint_path}</code><br>"
             f"{len(classes)} classes: {shown}<br>"
             f"epoch: {epoch if epoch is not None else 'unknown'} · "
-            f"test accuracy: {_format_accuracy(info.get('test_accuracy'))}"
+            f"test accuracy: {format_accuracy(info.get('test_accuracy'))}"
         )
         self.model_label.setText(text)
 
@@ -470,11 +278,11 @@ class MainWindow(QMainWindow):
         """Whether a load or classification is still pending."""
         return bool(self._jobs)
 
-    def _submit(self, job: _Job) -> None:
+    def _submit(self, job: Job) -> None:
         job.signals.done.connect(self._on_done)
         job.signals.failed.connect(self._on_failed)
         job.signals.row.connect(self._on_row)
-        _GcPause.pause()
+        GcPause.pause()
         self._jobs[job.job_id] = job
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resnet-course-gui")
@@ -483,7 +291,7 @@ class MainWindow(QMainWindow):
     def _retire(self, job_id: int) -> None:
         """Forget a job whose result arrived."""
         if self._jobs.pop(job_id, None) is not None:
-            _GcPause.resume()
+            GcPause.resume()
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -550,7 +358,7 @@ class MainWindow(QMainWindow):
     def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Load a checkpoint in the background; the current image is re-classified with it once loaded."""
         path = Path(path)
-        job = _CheckpointJob(self._new_id(), path, self.device)
+        job = CheckpointJob(self._new_id(), path, self.device)
         self._checkpoint_job = job.job_id
         self._pending_checkpoint = path
         self.statusBar().showMessage(f"Loading checkpoint {path.name}…")
@@ -587,7 +395,7 @@ class MainWindow(QMainWindow):
         top_k = self.top_k
         if classifier is not None:
             top_k = min(self.top_k, len(classifier.info.get("classes", [])) or self.top_k)
-        job = _ImageJob(self._new_id(), path, classifier, top_k)
+        job = ImageJob(self._new_id(), path, classifier, top_k)
         self._image_job = job.job_id
         self._clear_bars()
         self.image_caption.setText(f"{path.name}: classifying…" if classifier else path.name)
@@ -677,7 +485,7 @@ class MainWindow(QMainWindow):
             self.show_message(f"Could not open the folder: {folder} is not a folder.", error=True)
             return
         try:
-            files, skipped = _list_images(folder)
+            files, skipped = list_images(folder)
         except OSError as exc:
             self.show_message(f"Could not read the folder {folder}: {exc}", error=True)
             return
@@ -705,7 +513,7 @@ class MainWindow(QMainWindow):
         self.table.setRowCount(0)
         self.save_csv_button.setEnabled(False)
         self.folder_caption.setText(title or f"{len(paths)} files")
-        job = _FolderJob(self._new_id(), paths, self.classifier)
+        job = FolderJob(self._new_id(), paths, self.classifier)
         self._folder_job = job.job_id
         self._folder_total = len(paths)
         self.show_message("", error=False)
@@ -800,7 +608,7 @@ class MainWindow(QMainWindow):
         else:
             files: list[Path] = []
             for p in others:
-                files.extend(_list_images(p)[0] if p.is_dir() else [p])
+                files.extend(list_images(p)[0] if p.is_dir() else [p])
             self.classify_files(files, title=f"{len(files)} dropped files")
 
     # ---- closing -----------------------------------------------------------------------------------------
@@ -812,95 +620,6 @@ class MainWindow(QMainWindow):
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
         for _ in range(len(self._jobs)):
-            _GcPause.resume()
+            GcPause.resume()
         self._jobs.clear()
         super().closeEvent(event)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# entry points
-# ----------------------------------------------------------------------------------------------------------
-
-
-def run_app(
-    checkpoint: str | os.PathLike[str] | None = None,
-    image: str | os.PathLike[str] | None = None,
-    screenshot: str | os.PathLike[str] | None = None,
-    *,
-    device: str = "cpu",
-    timeout_s: float = 120.0,
-) -> int:
-    """Open the window, optionally load ``checkpoint`` and ``image``; return the exit code.
-
-    With ``screenshot=PATH`` nothing waits for a person: once loading and classification have finished the
-    window is grabbed into ``PATH`` (PNG) and the app exits with 0 (1 when saving fails or the work takes
-    longer than ``timeout_s``). Works headless with ``QT_QPA_PLATFORM=offscreen``.
-    """
-    app = QApplication.instance()
-    created = app is None
-    if app is None:
-        app = QApplication(sys.argv[:1])
-        app.setStyle("Fusion")
-        # Leave one core to the UI thread: with every core busy, PyTorch's thread team waits on its slowest
-        # member, and on a loaded 2-core machine one small image took ~2 s instead of ~20 ms.
-        torch.set_num_threads(_INFERENCE_THREADS)
-    window = MainWindow(device=device)
-    window.show()
-    if checkpoint is not None:
-        window.load_checkpoint(checkpoint)
-    if image is not None:
-        window.open_image(image)
-    if screenshot is None:
-        if created:
-            return app.exec()
-        _OPEN_WINDOWS.append(window)  # an outside event loop (e.g. IPython's %gui qt) shows it; keep it alive
-        return 0
-
-    target = Path(screenshot)
-    outcome = {"code": 1}
-
-    def grab() -> None:
-        QApplication.processEvents()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        ok = window.grab().save(str(target), "PNG")
-        if not ok:
-            print(f"error: could not write the screenshot to {target}", file=sys.stderr)
-        outcome["code"] = 0 if ok else 1
-        window.close()
-        loop_quit()
-
-    def too_slow() -> None:
-        print(f"error: the work took longer than {timeout_s:.0f} s; no screenshot taken", file=sys.stderr)
-        window.close()
-        loop_quit()
-
-    def loop_quit() -> None:
-        timer.stop()
-        local_loop.quit()
-
-    local_loop = QEventLoop()
-    timer = QTimer()
-    timer.setSingleShot(True)
-    timer.timeout.connect(too_slow)
-    timer.start(int(timeout_s * 1000))
-    if window.is_busy():
-        window.idle.connect(lambda: QTimer.singleShot(100, grab))
-    else:
-        QTimer.singleShot(100, grab)
-    local_loop.exec()
-    return outcome["code"]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m resnet_course.apps.gui [--checkpoint FILE] [--image FILE] [--screenshot PNG] [--device D]``."""
-    parser = argparse.ArgumentParser(prog="python -m resnet_course gui", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="checkpoint (.pt) to load at start")
-    parser.add_argument("--image", help="image to classify at start")
-    parser.add_argument("--screenshot", help="save a PNG of the window once the work is done, then exit")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
-    args = parser.parse_args(argv)
-    return run_app(args.checkpoint, args.image, args.screenshot, device=args.device)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""``python -m resnet_course.apps.gui``: the desktop app (see :func:`resnet_course.apps.gui.app.main`)."""
+
+from resnet_course.apps.gui.app import main
+
+raise SystemExit(main())
