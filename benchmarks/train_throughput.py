@@ -36,20 +36,27 @@ from datetime import date
 import torch
 import torch.nn.functional as F
 
-from resnet_course import models
 from resnet_course.devices import resolve_device
+from resnet_course.models.registry import create
 
 
 def _build(name: str) -> torch.nn.Module:
     kwargs = {"num_classes": 10}
     if name in ("resnet18", "resnet34", "resnet50", "preact_resnet18", "se_resnet18"):
         kwargs["stem"] = "cifar"
-    return models.create(name, **kwargs)
+    return create(name, **kwargs)
 
 
 def images_per_second(
-    name: str, device: torch.device, batch_size: int, steps: int, *, channels_last: bool = False,
-    amp_dtype: torch.dtype | None = None, compile_model: bool = False, warmup: int = 3,
+    name: str,
+    device: torch.device,
+    batch_size: int,
+    steps: int,
+    *,
+    channels_last: bool = False,
+    amp_dtype: torch.dtype | None = None,
+    compile_model: bool = False,
+    warmup: int = 3,
 ) -> float:
     """Images/s of ``steps`` timed training steps (after ``warmup`` untimed ones)."""
     torch.manual_seed(0)
@@ -92,15 +99,23 @@ def settings(device: torch.device, compile_model: bool) -> list[tuple[str, dict]
         ("channels_last", {"channels_last": True}),
     ]
     if device.type == "cpu":
-        out += [("bf16 autocast", {"amp_dtype": torch.bfloat16}),
-                ("channels_last + bf16", {"channels_last": True, "amp_dtype": torch.bfloat16})]
+        out += [
+            ("bf16 autocast", {"amp_dtype": torch.bfloat16}),
+            ("channels_last + bf16", {"channels_last": True, "amp_dtype": torch.bfloat16}),
+        ]
     else:
-        out += [("fp16 AMP + GradScaler", {"amp_dtype": torch.float16}),
-                ("channels_last + fp16 AMP", {"channels_last": True, "amp_dtype": torch.float16})]
+        out += [
+            ("fp16 AMP + GradScaler", {"amp_dtype": torch.float16}),
+            ("channels_last + fp16 AMP", {"channels_last": True, "amp_dtype": torch.float16}),
+        ]
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             out += [("channels_last + bf16 AMP", {"channels_last": True, "amp_dtype": torch.bfloat16})]
-    out.append(("engine default (TrainConfig())", {
-        "channels_last": default.uses_channels_last(), "amp_dtype": default.autocast_dtype()}))
+    out.append(
+        (
+            "engine default (TrainConfig())",
+            {"channels_last": default.uses_channels_last(), "amp_dtype": default.autocast_dtype()},
+        )
+    )
     if compile_model:
         out += [(f"torch.compile + {label}", {**kw, "compile_model": True}) for label, kw in out[1:]]
     return out
@@ -108,15 +123,19 @@ def settings(device: torch.device, compile_model: bool) -> list[tuple[str, dict]
 
 def throughput(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
-    print(f"device {device} ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, batch {args.batch_size}, {args.steps} steps, best of "
-          f"{args.repeats}, {date.today()}")
+    print(
+        f"device {device} ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, batch {args.batch_size}, {args.steps} steps, best of "
+        f"{args.repeats}, {date.today()}"
+    )
     for name in args.models:
         base = None
         for label, kw in settings(device, args.compile):
             # best of --repeats: on a shared machine the fastest run is the least disturbed one
-            ips = max(images_per_second(name, device, args.batch_size, args.steps, **kw)
-                      for _ in range(args.repeats))
+            ips = max(
+                images_per_second(name, device, args.batch_size, args.steps, **kw)
+                for _ in range(args.repeats)
+            )
             base = base or ips
             print(f"{name:>9s}  {label:<34s} {ips:8.1f} img/s  ×{ips / base:.2f}", flush=True)
 
@@ -128,25 +147,40 @@ def compare_recipes(args: argparse.Namespace) -> None:
     from resnet_course.training.predictions import evaluate
 
     device = resolve_device(args.device)
-    bundle = load_data("shapes10", train_size=args.images, test_size=args.images // 4, val_fraction=0.0,
-                       seed=0)
+    bundle = load_data(
+        "shapes10", train_size=args.images, test_size=args.images // 4, val_fraction=0.0, seed=0
+    )
     runs: list[tuple[str, TrainConfig]] = [("defaults TrainConfig()", TrainConfig(epochs=args.epochs))]
     for lr in args.baseline_lrs:
-        runs.append((f"baseline SGD+one-cycle lr {lr}", TrainConfig(
-            epochs=args.epochs, lr=lr, decay_norm_and_bias=True, label_smoothing=0.0, channels_last=False,
-            warmup_epochs=0.3 * args.epochs)))
-    print(f"ResNet-20 on {len(bundle.train)} shapes10 images, {args.epochs} epochs, batch 128, crop+flip, "
-          f"test on {len(bundle.test)}; device {device}, {torch.get_num_threads()} threads, {date.today()}")
+        runs.append(
+            (
+                f"baseline SGD+one-cycle lr {lr}",
+                TrainConfig(
+                    epochs=args.epochs,
+                    lr=lr,
+                    decay_norm_and_bias=True,
+                    label_smoothing=0.0,
+                    channels_last=False,
+                    warmup_epochs=0.3 * args.epochs,
+                ),
+            )
+        )
+    print(
+        f"ResNet-20 on {len(bundle.train)} shapes10 images, {args.epochs} epochs, batch 128, crop+flip, "
+        f"test on {len(bundle.test)}; device {device}, {torch.get_num_threads()} threads, {date.today()}"
+    )
     for label, config in runs:
         config = config.replace(device=device)
         torch.manual_seed(0)
-        model = models.create("resnet20", num_classes=10)
+        model = create("resnet20", num_classes=10)
         train, _, test = bundle.loaders(config)
         cpu0, wall0 = time.process_time(), time.perf_counter()
         fit(model, train, None, config, progress=False)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         acc = evaluate(model, test)["accuracy"]
-        print(f"{label:<34s} test acc {acc:.2%}   train wall {wall:6.1f}s  process CPU {cpu:6.1f}s", flush=True)
+        print(
+            f"{label:<34s} test acc {acc:.2%}   train wall {wall:6.1f}s  process CPU {cpu:6.1f}s", flush=True
+        )
 
 
 def compare_precision(args: argparse.Namespace) -> None:
@@ -160,25 +194,35 @@ def compare_precision(args: argparse.Namespace) -> None:
     from resnet_course.training.predictions import evaluate
 
     device = resolve_device(args.device)
-    bundle = load_data("shapes10", train_size=args.images, test_size=args.images // 4, val_fraction=0.0, seed=0)
-    print(f"ResNet-20 on {len(bundle.train)} shapes10 images, {args.epochs} epochs, batch 128, engine defaults "
-          f"(SGD, one-cycle, label smoothing 0.1, channels_last); test on {len(bundle.test)}; device {device}, "
-          f"{torch.get_num_threads()} threads, seeds 0..{args.seeds - 1}, {date.today()}")
+    bundle = load_data(
+        "shapes10", train_size=args.images, test_size=args.images // 4, val_fraction=0.0, seed=0
+    )
+    print(
+        f"ResNet-20 on {len(bundle.train)} shapes10 images, {args.epochs} epochs, batch 128, engine defaults "
+        f"(SGD, one-cycle, label smoothing 0.1, channels_last); test on {len(bundle.test)}; device {device}, "
+        f"{torch.get_num_threads()} threads, seeds 0..{args.seeds - 1}, {date.today()}"
+    )
     for label, amp in (("fp32", False), ("mixed precision (amp=True)", True)):
         accs, walls = [], []
         for seed in range(args.seeds):
             config = TrainConfig(epochs=args.epochs, amp=amp, seed=seed, device=device)
             torch.manual_seed(seed)
-            model = models.create("resnet20", num_classes=10)
+            model = create("resnet20", num_classes=10)
             train, _, test = bundle.loaders(config)
             wall0 = time.perf_counter()
             fit(model, train, None, config, progress=False)
             walls.append(time.perf_counter() - wall0)
             accs.append(evaluate(model, test)["accuracy"])
-            print(f"  {label:<28s} seed {seed}: test acc {accs[-1]:.2%}  train wall {walls[-1]:6.1f}s", flush=True)
+            print(
+                f"  {label:<28s} seed {seed}: test acc {accs[-1]:.2%}  train wall {walls[-1]:6.1f}s",
+                flush=True,
+            )
         spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        print(f"{label:<30s} test acc {statistics.mean(accs):.2%} ± {spread:.2%} (mean ± std over {len(accs)} "
-              f"seeds)   train wall {statistics.mean(walls):6.1f}s per run", flush=True)
+        print(
+            f"{label:<30s} test acc {statistics.mean(accs):.2%} ± {spread:.2%} (mean ± std over {len(accs)} "
+            f"seeds)   train wall {statistics.mean(walls):6.1f}s per run",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -191,7 +235,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (CUDA recommended)")
     parser.add_argument("--compare-recipes", action="store_true")
-    parser.add_argument("--compare-precision", action="store_true", help="fp32 vs amp accuracy over --seeds seeds")
+    parser.add_argument(
+        "--compare-precision", action="store_true", help="fp32 vs amp accuracy over --seeds seeds"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--images", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=6)

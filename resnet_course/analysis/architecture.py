@@ -1,7 +1,7 @@
 """Looking at an architecture: parameters, a layer-by-layer summary, "why is ResNet-18 called 18", the memory
 autograd keeps for the backward pass, and BatchNorm layers filled with random values for comparing two models.
 
->>> from resnet_course.models import resnet18
+>>> from resnet_course.models.registry import resnet18
 >>> count_weighted_layers(resnet18()).main_path
 18
 """

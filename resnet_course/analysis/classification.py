@@ -5,7 +5,7 @@ The degradation verdict of notebook 01 lives in :mod:`resnet_course.analysis.deg
 Predictions are duck-typed so that this module does not import :mod:`resnet_course.training.predictions`: anything
 with the attributes (or a mapping with the keys) ``labels`` (true classes, ``(N,)``), ``preds``
 (predicted classes, ``(N,)``) and ``probs`` (softmax probabilities, ``(N, C)``) works, like the
-``Predictions`` returned by ``predictions.predict``.
+``Predictions`` returned by ``resnet_course.training.predictions.predict``.
 
 Metrics come from scikit-learn (``confusion_matrix``, ``precision_recall_fscore_support``); figures are
 drawn with seaborn / matplotlib and returned as :class:`matplotlib.figure.Figure` (never shown here).
@@ -93,7 +93,7 @@ def _field(obj: Any, key: str) -> Any:
     value = obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
     if value is None:
         raise TypeError(
-            f"expected Predictions with labels, preds and probs (from predictions.predict), "
+            f"expected Predictions with labels, preds and probs (from resnet_course.training.predictions.predict), "
             f"got {type(obj).__name__} without {key!r}"
         )
     return value
@@ -391,7 +391,7 @@ def plot_mistakes(
     Args:
         images: the evaluated images in the same order as ``predictions`` — uint8 ``(N, 3, H, W)`` or
             normalised floats with ``mean``/``std`` (see :func:`to_display_images`).
-        predictions: ``Predictions(labels, preds, probs)`` from ``predictions.predict`` (or a dict).
+        predictions: ``Predictions(labels, preds, probs)`` from ``resnet_course.training.predictions.predict`` (or a dict).
         true_class, pred_class: restrict to one true and/or predicted class (index or name).
 
     The indices shown are ``fig.mistake_indices`` (into ``images``), so tests and notebooks can use them.

@@ -469,7 +469,7 @@ def plot_results(
     missing = [c for c in (mean_col, std_col) if c not in getattr(table, "columns", [])]
     if missing:
         raise ValueError(
-            f"table has no column(s) {missing}; pass the DataFrame from evaluation.results_table(runs) "
+            f"table has no column(s) {missing}; pass the DataFrame from resnet_course.analysis.classification.results_table(runs) "
             f"and a metric it summarises"
         )
     means = table[mean_col].to_numpy(dtype=float)

@@ -256,7 +256,7 @@ def _config_option_adder(parser: argparse.ArgumentParser) -> Callable[..., None]
 
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` of the ``train`` options (the device is resolved here, once)."""
+    """The :class:`TrainConfig` of the ``train`` options (the config resolves the device, once)."""
     try:
         return TrainConfig(**{k: v for k, v in vars(args).items() if k in _CONFIG_DEFAULTS})
     except ValueError as e:

@@ -1,5 +1,4 @@
-"""Checks of notebook 01's exercise: final-epoch training errors from ``History`` objects.
-"""
+"""Checks of notebook 01's exercise: final-epoch training errors from ``History`` objects."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Checks of notebook 02's exercise: a student's ``BasicBlock`` against the package's, weights loaded.
-"""
+"""Checks of notebook 02's exercise: a student's ``BasicBlock`` against the package's, weights loaded."""
 
 from __future__ import annotations
 

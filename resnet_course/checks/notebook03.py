@@ -1,5 +1,4 @@
-"""Checks of notebook 03's exercise: a ResNet-34 assembled from blocks, against ``models.registry.resnet34``.
-"""
+"""Checks of notebook 03's exercise: a ResNet-34 assembled from blocks, against ``models.registry.resnet34``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Checks of notebook 04's exercise: per-channel mean and standard deviation of uint8 images.
-"""
+"""Checks of notebook 04's exercise: per-channel mean and standard deviation of uint8 images."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Checks of notebook 05's exercises: the warm-up + cosine learning rate, and which split selects a model.
-"""
+"""Checks of notebook 05's exercises: the warm-up + cosine learning rate, and which split selects a model."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Checks of notebook 06's exercise: per-class recall from a confusion matrix.
-"""
+"""Checks of notebook 06's exercise: per-class recall from a confusion matrix."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Notebook 07's exercise: a ResNet-20 with a hidden gradient bug, and the check of the student's answer.
-"""
+"""Notebook 07's exercise: a ResNet-20 with a hidden gradient bug, and the check of the student's answer."""
 
 from __future__ import annotations
 
@@ -54,7 +53,10 @@ def check_gradient_bug(answer: Any, model: nn.Module) -> str:
     """
     truth = getattr(model, _BUG_ATTRIBUTE, None)
     if truth is None:
-        raise Hint("this is not the exercise's model", "pass the model from checks.gradient_bug_model(...)")
+        raise Hint(
+            "this is not the exercise's model",
+            "pass the model from gradient_bug_model(...) (resnet_course.checks.notebook07)",
+        )
     if not isinstance(answer, str):
         raise Hint(
             f"your answer is a {type(answer).__name__}",

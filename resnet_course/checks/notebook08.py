@@ -1,5 +1,4 @@
-"""Checks of notebook 08's exercises: a feature extractor, and parameter groups for fine-tuning.
-"""
+"""Checks of notebook 08's exercises: a feature extractor, and parameter groups for fine-tuning."""
 
 from __future__ import annotations
 

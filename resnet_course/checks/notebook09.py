@@ -1,5 +1,4 @@
-"""Checks of notebook 09's exercises: label-smoothed targets, and gradient accumulation.
-"""
+"""Checks of notebook 09's exercises: label-smoothed targets, and gradient accumulation."""
 
 from __future__ import annotations
 

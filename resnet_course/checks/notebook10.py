@@ -1,5 +1,4 @@
-"""Checks of notebook 10's exercise: top-k classes from logits, against ``Classifier.predict``.
-"""
+"""Checks of notebook 10's exercise: top-k classes from logits, against ``Classifier.predict``."""
 
 from __future__ import annotations
 

@@ -4,5 +4,6 @@
   pre-activation, the zero-padding shortcut;
 * :mod:`~resnet_course.models.resnet` — ``ResNet``: stem, stages, head, initialisation;
 * :mod:`~resnet_course.models.registry` — the builders (``resnet18``, ``resnet20``, ``plain32`` …) and
-  ``create(name)``, ``list_models()``, ``model_config(model)``, ``create_for_data``.
+  ``create(name)``, ``list_models()``, ``model_config(model)``, ``create_for_data``;
+* :mod:`~resnet_course.models.state` — ``model_mode`` and ``unchanged_state``: leave a model as it was found.
 """

@@ -142,7 +142,7 @@ def model_config(model: nn.Module) -> dict[str, Any]:
     if name is None:
         raise ValueError(
             "this model was not built with resnet_course.models.registry.create() or a registered builder such as "
-            "models.resnet18(), so it cannot be rebuilt by name"
+            "resnet_course.models.registry.resnet18(), so it cannot be rebuilt by name"
         )
     return {"name": name, "kwargs": dict(model.registry_kwargs)}
 

@@ -3,8 +3,8 @@
 Parameter names follow torchvision's ``models/resnet.py``, so ``ResNet(stem="imagenet", num_classes=1000)``
 loads torchvision's state dicts with ``strict=True``. The forward pass is free of Python-side checks, so
 ``torch.jit.script``, ``torch.export``, ``torch.compile`` and torchvision's ``create_feature_extractor``
-accept every model; :meth:`ResNet.check_input` validates an input at the entry points (loaders, the
-``Classifier``, the notebooks' checks) with a precise ``ValueError``.
+accept every model; :meth:`ResNet.check_input` validates an input with a precise ``ValueError`` at the
+entry points that take tensors from outside (``apps.inference.Classifier``, the probes of ``analysis``).
 """
 
 from __future__ import annotations

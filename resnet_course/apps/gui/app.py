@@ -102,7 +102,10 @@ def run_app(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m resnet_course.apps.gui [--checkpoint FILE] [--image FILE] [--screenshot PNG] [--device D]``."""
-    parser = argparse.ArgumentParser(prog="python -m resnet_course gui", description="A desktop app that classifies images with a trained checkpoint.")
+    parser = argparse.ArgumentParser(
+        prog="python -m resnet_course gui",
+        description="A desktop app that classifies images with a trained checkpoint.",
+    )
     parser.add_argument("--checkpoint", help="checkpoint (.pt) to load at start")
     parser.add_argument("--image", help="image to classify at start")
     parser.add_argument("--screenshot", help="save a PNG of the window once the work is done, then exit")

@@ -57,7 +57,7 @@ PREVIEW_MAX_SIDE = 1024  # the display copy of an image is at most this many pix
 
 
 class Signals(QObject):
-    """Signals a worker emits; connected to :class:`MainWindow` slots, delivered on the UI thread."""
+    """Signals a worker emits; connected to :class:`~resnet_course.apps.gui.window.MainWindow` slots, delivered on the UI thread."""
 
     done = Signal(int, object)  # job id, result
     failed = Signal(int, str)  # job id, one-line message
