@@ -1,0 +1,203 @@
+"""Is the course's engine behind a plain PyTorch loop? Whole processes, timed side by side in one run.
+
+Two processes do the same work — load ``shapes10``, train ResNet-20 for ``--epochs`` epochs on ``--images``
+training images (batch 128, pad-4 crop + flip, SGD + Nesterov, one-cycle, label smoothing 0.1, weight decay
+5e-4, channels_last, fp32), evaluate on the validation split every epoch and on the test split at the end:
+
+* **engine**: ``python -m resnet_course train ...`` — the command line's default path (it also writes
+  ``last.pt``/``best.pt``/``history.json`` every epoch, which counts);
+* **plain**: :func:`plain_loop` below, the textbook loop with ``torch.optim.lr_scheduler.OneCycleLR``, run as
+  ``python benchmarks/engine_vs_plain.py --plain-child ...``.
+
+Each is started ``--repeats`` times, alternating, and the fastest wall time of each is compared (start-up,
+data loading and evaluation included). The printed ratio engine/plain is a figure for the log, not a
+pass/fail test: ``--quick`` (one short run each, well under a minute) runs in CI after the tests, so that a
+regression shows in every CI log. Timings depend on the CPU: the line before the table names it.
+
+    python benchmarks/engine_vs_plain.py [--images 4000] [--epochs 2] [--repeats 2]
+    python benchmarks/engine_vs_plain.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 128
+VAL_FRACTION = 0.1
+
+
+def plain_loop(images: int, epochs: int, seed: int) -> float:
+    """Train and evaluate as described in the module docstring; returns the final test accuracy."""
+    import torch
+    import torch.nn.functional as F
+
+    from resnet_course.data.loaders import crop_and_flip  # the same two gathers the engine's loader does
+    from resnet_course.data.loading import load_data
+    from resnet_course.models.registry import create_for_data
+
+    torch.manual_seed(seed)
+    data = load_data(
+        "shapes10", val_fraction=VAL_FRACTION, seed=seed, train_size=images, test_size=images // 5
+    )
+    mean = torch.tensor(data.mean).view(1, 3, 1, 1)
+    std = torch.tensor(data.std).view(1, 3, 1, 1)
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        return ((x.float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last)
+
+    def augment(x: torch.Tensor) -> torch.Tensor:  # pad-4 random crop + horizontal flip, per image
+        n = len(x)
+        return crop_and_flip(x, torch.randint(0, 9, (n,)), torch.randint(0, 9, (n,)), torch.rand(n) < 0.5)
+
+    def accuracy(model: torch.nn.Module, part) -> float:
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for i in range(0, len(part), 512):
+                x = prepare(part.images[i : i + 512])
+                correct += (model(x).argmax(1) == part.labels[i : i + 512]).sum().item()
+        return correct / len(part)
+
+    model = create_for_data("resnet20", len(data.classes), data.image_size).to(
+        memory_format=torch.channels_last
+    )
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.SGD(
+        [{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=0.1,
+        momentum=0.9,
+        nesterov=True,
+    )
+    steps = math.ceil(len(data.train) / BATCH)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=epochs * steps)
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(data.train))
+        for i in range(0, len(order), BATCH):
+            idx = order[i : i + BATCH]
+            x, y = prepare(augment(data.train.images[idx])), data.train.labels[idx]
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        accuracy(model, data.val)
+    return accuracy(model, data.test)
+
+
+def _timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} … failed:\n{proc.stderr[-2000:]}")
+    return seconds
+
+
+def cpu_line() -> str:
+    """The CPU, its vector extensions that matter for training, and the torch version."""
+    import torch
+
+    flags = set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        flags = set(
+            next(line for line in text.splitlines() if line.startswith("flags")).split(":")[1].split()
+        )
+        name = next(line for line in text.splitlines() if line.startswith("model name")).split(":")[1].strip()
+    except (OSError, StopIteration):
+        name = platform.processor() or platform.machine()
+    ext = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name}; {torch.get_num_threads()} threads; {', '.join(ext) or 'flags unknown'}; torch {torch.__version__}"
+
+
+def compare(images: int, epochs: int, repeats: int) -> tuple[float, float]:
+    """Fastest wall seconds of (engine, plain) over ``repeats`` alternating runs."""
+    engine, plain = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats):
+            engine.append(
+                _timed(
+                    [
+                        sys.executable,
+                        "-m",
+                        "resnet_course",
+                        "train",
+                        "--model",
+                        "resnet20",
+                        "--data",
+                        "shapes10",
+                        "--epochs",
+                        str(epochs),
+                        "--train-size",
+                        str(images),
+                        "--test-size",
+                        str(images // 5),
+                        "--val-fraction",
+                        str(VAL_FRACTION),
+                        "--no-progress",
+                        "--out",
+                        str(Path(tmp) / f"run{r}"),
+                    ]
+                )
+            )
+            plain.append(
+                _timed(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--plain-child",
+                        "--images",
+                        str(images),
+                        "--epochs",
+                        str(epochs),
+                    ]
+                )
+            )
+    return min(engine), min(plain)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--images", type=int, default=4000, help="training images (before the validation split)"
+    )
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="runs of each, alternating; the fastest counts"
+    )
+    parser.add_argument("--quick", action="store_true", help="3,000 images, 1 epoch, one run each (CI: well under a minute)")
+    parser.add_argument("--plain-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.plain_child:
+        plain_loop(args.images, args.epochs, seed=0)
+        return 0
+    if args.quick:
+        args.images, args.epochs, args.repeats = 3000, 1, 1
+    print(
+        f"engine vs plain loop, whole processes: ResNet-20, shapes10, {args.images} images, {args.epochs} "
+        f"epoch(s), best of {args.repeats}; {cpu_line()}",
+        flush=True,
+    )
+    try:
+        engine, plain = compare(args.images, args.epochs, args.repeats)
+    except RuntimeError as err:
+        print(f"benchmark could not run: {err}", file=sys.stderr)
+        return 1
+    print(f"engine {engine:.1f} s, plain loop {plain:.1f} s: engine/plain = {engine / plain:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
