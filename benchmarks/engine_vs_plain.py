@@ -177,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeats", type=int, default=2, help="runs of each, alternating; the fastest counts"
     )
-    parser.add_argument("--quick", action="store_true", help="3,000 images, 1 epoch, one run each (CI: well under a minute)")
+    parser.add_argument(
+        "--quick", action="store_true", help="3,000 images, 1 epoch, one run each (CI: well under a minute)"
+    )
     parser.add_argument("--plain-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.plain_child:
