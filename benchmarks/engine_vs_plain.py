@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from notebook_runs import machine  # noqa: E402  (shared with benchmarks/lessons.py and the render tool)
+
 BATCH = 128
 VAL_FRACTION = 0.1
 
@@ -104,20 +106,10 @@ def _timed(cmd: list[str]) -> float:
 
 
 def cpu_line() -> str:
-    """The CPU, its vector extensions that matter for training, and the torch version."""
+    """The machine as the lesson benchmark describes it (CPU, cores, bf16/AVX2 kind, GPU), threads, torch."""
     import torch
 
-    flags = set()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        flags = set(
-            next(line for line in text.splitlines() if line.startswith("flags")).split(":")[1].split()
-        )
-        name = next(line for line in text.splitlines() if line.startswith("model name")).split(":")[1].strip()
-    except (OSError, StopIteration):
-        name = platform.processor() or platform.machine()
-    ext = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"{name}; {torch.get_num_threads()} threads; {', '.join(ext) or 'flags unknown'}; torch {torch.__version__}"
+    return f"{machine()}; {torch.get_num_threads()} threads; torch {torch.__version__}"
 
 
 def compare(images: int, epochs: int, repeats: int) -> tuple[float, float]:
