@@ -46,11 +46,18 @@ class DataBundle:
         """``(train, val, test)`` :class:`~resnet_course.data.loaders.TensorLoader` s for a run with ``config`` (``val``:
         ``None`` without a validation split), on ``config.device`` in its memory format; train has
         ``config.batch_size`` images per batch, shuffles with ``config.seed`` and, with ``augment``, pads-crops
-        and flips; val/test (``eval_batch_size`` images per batch, default ``config.batch_size``) do neither."""
+        and flips; val/test (``eval_batch_size`` images per batch, default ``config.batch_size``) do neither.
+
+        Inside a process group (``torchrun``) each loader yields this process's shard
+        (:func:`~resnet_course.data.loaders.batch_positions`): ``config.batch_size`` stays the per-process batch."""
         from resnet_course.data.loaders import TensorLoader
+        from resnet_course.distributed import world
 
         eval_bs = eval_batch_size or config.batch_size
+        here = world()
         common = {
+            "rank": here.rank,
+            "world_size": here.size,
             "mean": self.mean,
             "std": self.std,
             "device": config.device,

@@ -13,7 +13,6 @@ flip with probability ½. :func:`crop_and_flip` is the deterministic core, teste
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from resnet_course.data.containers import ImageTensors
 from resnet_course.devices import resolve_device
 
-__all__ = ["TensorLoader", "crop_and_flip", "epoch_generator"]
+__all__ = ["TensorLoader", "batch_positions", "crop_and_flip", "epoch_generator"]
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -32,6 +31,43 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
         2, np.uint32
     )
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def batch_positions(
+    n: int,
+    batch_size: int,
+    *,
+    drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    equal_batches: bool = True,
+) -> list[torch.Tensor]:
+    """The positions (into an epoch's sample order) of each batch this process takes, for ``n`` images.
+
+    One process (``world_size=1``): consecutive batches of ``batch_size`` (the last one smaller unless
+    ``drop_last``). Several processes with ``equal_batches`` (training): the epoch is cut into *global* batches
+    of ``batch_size × world_size`` and process ``rank`` takes the ``rank``-th of ``world_size`` equal slices of
+    each, so one step of N processes sees the same images as one step of a single process with an N-times
+    larger batch, and every process has the same number of batches (DDP needs that). A last global batch with
+    fewer images than processes is filled up with the epoch's first images (as ``DistributedSampler`` pads);
+    its slices differ by at most one image. Without ``equal_batches`` (evaluation): the ``n`` images are split
+    into ``world_size`` contiguous shards, each image counted exactly once, then batched.
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+    if world_size == 1 or not equal_batches:
+        mine = torch.arange(n).tensor_split(world_size)[rank]
+        stop = (len(mine) // batch_size) * batch_size if drop_last else len(mine)
+        return [mine[s : s + batch_size] for s in range(0, stop, batch_size)]
+    step = batch_size * world_size
+    stop = (n // step) * step if drop_last else n
+    batches = []
+    for start in range(0, stop, step):
+        positions = torch.arange(start, min(start + step, n))
+        if len(positions) < world_size:  # pad with the first images so that no process gets an empty batch
+            positions = torch.cat([positions, torch.arange(world_size - len(positions)) % n])
+        batches.append(positions.tensor_split(world_size)[rank])
+    return batches
 
 
 def crop_and_flip(
@@ -68,6 +104,10 @@ class TensorLoader:
 
     Randomness is a pure function of ``(seed, epoch)``: :meth:`set_epoch` chooses the epoch of the next pass;
     without it each pass uses the next epoch (0, 1, 2, …). ``len()`` is the number of batches per pass.
+
+    Data parallelism: with ``world_size > 1`` this process yields only its share of each batch
+    (:func:`batch_positions`; ``equal_batches`` defaults to ``shuffle``, i.e. training loaders cut global
+    batches, evaluation loaders split the images once so each is counted once over all processes).
     """
 
     def __init__(
@@ -85,6 +125,9 @@ class TensorLoader:
         channels_last: bool = False,
         padding: int = 4,
         flip: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        equal_batches: bool | None = None,
     ) -> None:
         if not isinstance(data, ImageTensors):
             raise TypeError(
@@ -101,6 +144,16 @@ class TensorLoader:
             raise ValueError(f"std values must be positive, got {tuple(std)}")
         if padding < 0:
             raise ValueError(f"padding must be ≥ 0, got {padding}")
+        if not (
+            isinstance(world_size, int)
+            and world_size >= 1
+            and isinstance(rank, int)
+            and 0 <= rank < world_size
+        ):
+            raise ValueError(f"need 0 ≤ rank < world_size, got rank={rank!r}, world_size={world_size!r}")
+        self.rank = rank
+        self.world_size = world_size
+        self.equal_batches = shuffle if equal_batches is None else bool(equal_batches)
         self.dataset = data
         self.classes = list(data.classes)
         self.batch_size = batch_size
@@ -125,8 +178,18 @@ class TensorLoader:
         self.epoch = 0
 
     def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        return len(self.batches())
+
+    def batches(self) -> list[torch.Tensor]:
+        """This process's batches as positions into an epoch's order (:func:`batch_positions`)."""
+        return batch_positions(
+            len(self.dataset),
+            self.batch_size,
+            drop_last=self.drop_last,
+            rank=self.rank,
+            world_size=self.world_size,
+            equal_batches=self.equal_batches,
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next pass use ``epoch``: its order and augmentation depend only on ``(seed, epoch)``."""
@@ -161,18 +224,24 @@ class TensorLoader:
         order = order.to(self.device)
         if offsets is not None:
             offsets = offsets.to(self.device)
-        n = len(self.dataset)
-        stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
-        for start in range(0, stop, self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for positions in self.batches():
+            if self.world_size == 1:  # a contiguous slice: a view, no index tensor
+                start, stop = int(positions[0]), int(positions[-1]) + 1
+                idx = order[start:stop]
+                off = offsets[start:stop] if offsets is not None else None
+            else:
+                positions = positions.to(self.device)
+                idx = order[positions]
+                off = offsets[positions] if offsets is not None else None
             x = self.images[idx]
-            if offsets is not None:
-                off = offsets[start : start + self.batch_size]
+            if off is not None:
                 x = crop_and_flip(x, off[:, 0], off[:, 1], off[:, 2].bool(), self.padding)
             yield self._prepare(x), self.labels[idx]
 
     def __repr__(self) -> str:
         return (
             f"TensorLoader({len(self.dataset)} images, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-            f"augment={self.augment}, device={self.device})"
+            f"augment={self.augment}, device={self.device}"
+            + (f", rank={self.rank}/{self.world_size}" if self.world_size > 1 else "")
+            + ")"
         )
