@@ -319,6 +319,7 @@ def test_train_options_take_their_defaults_from_train_config() -> None:
         "label_smoothing",
         "amp",
         "swa",
+        "sync_bn",
         "accum_steps",
         "seed",
         "device",

@@ -6,6 +6,8 @@
     python -m resnet_course evaluate --checkpoint runs/r20/best.pt --data shapes10 --json
     python -m resnet_course predict --checkpoint runs/r20/best.pt cat.png dog.jpg --top-k 3 --json
     python -m resnet_course gui --checkpoint runs/r20/best.pt
+    torchrun --standalone --nproc_per_node=2 -m resnet_course train --model resnet20 --data shapes10 \
+        --epochs 10 --out runs/r20-ddp    # one model, two processes (DDP; --batch-size is per process)
 
 Exit codes: 0 success; 2 bad arguments (argparse); 1 missing data, unreadable checkpoint or image, divergence;
 130 training interrupted with Ctrl-C (a resumable ``last.pt`` was saved). Expected errors are one line on
@@ -26,6 +28,7 @@ from typing import Any
 from resnet_course.devices import DEVICE_CHOICES
 from resnet_course.models.registry import create_for_data, list_models
 from resnet_course.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from resnet_course.training.runlock import RunFolderBusy
 
 __all__ = ["main", "build_parser"]
 
@@ -165,6 +168,11 @@ def _add_config_options(t: argparse.ArgumentParser) -> None:
     )
     add_config("swa", action="store_true", help="stochastic weight averaging over the last 25%% of epochs")
     add_config(
+        "sync_bn",
+        action="store_true",
+        help="under torchrun on CUDA (nccl): BatchNorm statistics over all processes (SyncBatchNorm)",
+    )
+    add_config(
         "accum_steps",
         type=_positive_int,
         metavar="K",
@@ -280,11 +288,37 @@ def _load_data(spec: str, **kwargs: Any) -> Any:
 
 
 def _train(args: argparse.Namespace) -> int:
+    """``train``: in one process, or as one process of a DDP job when started by ``torchrun``."""
+    import torch.distributed as dist
+
+    from resnet_course.distributed import DistributedError, init_from_env
+
+    config = _config_from_args(args)
+    try:
+        here = init_from_env(config.torch_device)
+    except DistributedError as e:
+        raise CLIError(_one_line(e)) from None
+    try:
+        return _train_here(args, config, here)
+    except RuntimeError as e:
+        if not here.distributed:
+            raise
+        raise CLIError(
+            f"rank {here.rank} of {here.size}: a collective operation failed, so another process of this DDP "
+            f"job has stopped (torchrun names it; {_one_line(e)[:200]}); {args.out / 'last.pt'} keeps the last "
+            "completed epoch: fix the cause and run the same command with --resume"
+        ) from None
+    finally:
+        if here.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int:
     import torch
 
     from resnet_course.training.engine import TrainingDiverged, fit
 
-    config = _config_from_args(args)
+    talk = here.is_main and not args.no_progress
     data_args = {
         "val_fraction": args.val_fraction,
         "seed": config.seed,
@@ -292,7 +326,7 @@ def _train(args: argparse.Namespace) -> int:
         "test_size": args.test_size,
     }
     bundle = _load_data(args.data, **data_args)
-    if bundle.notice and not args.no_progress:
+    if bundle.notice and talk:
         print(bundle.notice.splitlines()[0], file=sys.stderr)
     torch.manual_seed(config.seed)
     model = create_for_data(args.model, len(bundle.classes), bundle.image_size)
@@ -302,7 +336,7 @@ def _train(args: argparse.Namespace) -> int:
             f"the training split has {len(bundle.train)} images, fewer than one batch of {config.batch_size}"
         )
     last = args.out / "last.pt"
-    if args.resume and not last.exists():
+    if args.resume and not last.exists() and talk:
         print(f"note: {last} does not exist yet, starting a new run", file=sys.stderr)
     meta = {
         "data": {"spec": str(args.data), **data_args, "image_size": bundle.image_size},
@@ -323,22 +357,28 @@ def _train(args: argparse.Namespace) -> int:
             meta=meta,
             label=args.model,
         )
-    except TrainingDiverged as e:
+    except (TrainingDiverged, RunFolderBusy, ValueError) as e:
         raise CLIError(_one_line(e)) from None
     if history.interrupted:
-        print(
-            f"error: training interrupted; continue with the same command and --resume ({last})",
-            file=sys.stderr,
-        )
+        if here.is_main:
+            print(
+                f"error: training interrupted; continue with the same command and --resume ({last})",
+                file=sys.stderr,
+            )
         return 130
+    if here.is_main:
+        print(_train_result(history, args.out))
+    return 0
+
+
+def _train_result(history: Any, out: Path) -> str:
     test = history.extra["test"]
     best = history.best_val_acc
     best_text = f"best val acc {best:.2%} (epoch {history.best_epoch}), " if best is not None else ""
-    print(
+    return (
         f"{best_text}final test acc {test['accuracy']:.2%} on {test['n']} images; "
-        f"wrote {args.out / 'best.pt'}, {last}, {args.out / 'history.json'}"
+        f"wrote {out / 'best.pt'}, {out / 'last.pt'}, {out / 'history.json'}"
     )
-    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from resnet_course.devices import DEVICE_CHOICES, resolve_device
+from resnet_course.distributed import world
 
 __all__ = ["TrainConfig", "recipe", "RECIPES", "SCHEDULES", "OPTIMIZERS", "AMP_DTYPES"]
 
@@ -76,6 +77,8 @@ class TrainConfig:
         swa: stochastic weight averaging (Izmailov et al. 2018, arXiv:1803.05407) from ``swa_start``.
         swa_start: fraction of the epochs after which weights are averaged (once per epoch).
         swa_lr: constant learning rate of the SWA phase; ``None`` = ``lr / 10``.
+        sync_bn: under DDP, BatchNorm statistics over the whole global batch (``torch.nn.SyncBatchNorm``; CUDA
+            with nccl only); without it each process normalises with its own batch. No effect in one process.
         seed: seeds Python, NumPy and PyTorch at the start of a fresh run, and the loaders' shuffling and
             augmentation.
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"`` or ``"mps"`` (or a
@@ -111,6 +114,7 @@ class TrainConfig:
     swa: bool = False
     swa_start: float = 0.75
     swa_lr: float | None = None
+    sync_bn: bool = False
     seed: int = 0
     device: str | torch.device = "auto"
 
@@ -207,7 +211,13 @@ class TrainConfig:
         """The base (peak) learning rate, with the batch-size-scaled default filled in."""
         if self.lr is not None:
             return float(self.lr)
-        return 0.1 * self.batch_size / 128 if self.optimizer == "sgd" else 1e-3
+        return 0.1 * self.global_batch_size() / 128 if self.optimizer == "sgd" else 1e-3
+
+    def global_batch_size(self) -> int:
+        """Images per step over all processes: ``batch_size`` × the number of processes of the job (DDP;
+        1 without a process group). The default SGD learning rate scales linearly with it (Goyal et al. 2017,
+        "Accurate, Large Minibatch SGD", with the recipe's warm-up)."""
+        return self.batch_size * world().size
 
     def effective_weight_decay(self) -> float:
         """The weight decay, with the optimizer's default filled in."""

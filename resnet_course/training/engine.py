@@ -39,9 +39,11 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
+from resnet_course.distributed import World, all_sum, any_true, world
 from resnet_course.training.config import TrainConfig
 from resnet_course.training.history import History
 from resnet_course.training.predictions import batch_to_device, evaluate
+from resnet_course.training.runlock import RunFolderBusy, RunLock
 from resnet_course.training.runstate import RunState
 
 __all__ = ["TrainingDiverged", "fit"]
@@ -53,6 +55,10 @@ class TrainingDiverged(RuntimeError):
 
 class _Stop(Exception):
     """Internal: leave the training loop at a consistent point (a callback asked)."""
+
+
+class _GracefulStop(KeyboardInterrupt):
+    """Internal: Ctrl-C took effect at an optimizer-step boundary (on every process of a DDP job)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -107,37 +113,105 @@ def fit(
         ValueError: inconsistent settings (e.g. the loader's batch size differs from ``config.batch_size``).
     """
     config = config or TrainConfig()
-    n_batches = _batches_per_epoch(train_loader, config)
-    run = RunState.start(
-        model,
-        config,
-        train_loader,
-        math.ceil(n_batches / config.accum_steps),
-        out_dir=out_dir,
-        classes=classes,
-        preprocess=preprocess,
-        meta=meta,
-        label=label,
-    )
-    start_epoch, partial = run.resume() if resume else (0, None)
-    with _deferred_sigint() as sigint:
-        epoch = start_epoch
-        try:
-            for epoch in range(start_epoch, config.epochs):
-                if run.swa_model is not None and epoch >= config.swa_start_epoch():
-                    run.start_swa_phase()
-                tally = _train_one_epoch(run, train_loader, epoch, n_batches, partial, progress, sigint)
-                partial = None
-                _end_epoch(run, val_loader, epoch, tally)
-                if progress:
-                    tqdm.write(_summary_line(run.history, config.epochs))
-                if callback is not None and callback(run.history):
-                    raise _Stop
-            if len(run.history) == config.epochs:
-                _finish(run, train_loader, val_loader, test_loader)
-        except (KeyboardInterrupt, _Stop) as stop:
-            _mark_stopped(run, stop, epoch)
+    here = world()
+    n_batches = _batches_per_epoch(train_loader, config, here)
+    progress = progress and here.is_main
+    with _run_lock(out_dir, here):
+        run = RunState.start(
+            model,
+            config,
+            train_loader,
+            math.ceil(n_batches / config.accum_steps),
+            out_dir=out_dir,
+            classes=classes,
+            preprocess=preprocess,
+            meta=meta,
+            label=label,
+        )
+        start_epoch, partial = run.resume() if resume else (0, None)
+        if progress and here.distributed:
+            tqdm.write(_ddp_line(config, here))
+        with _deferred_sigint() as sigint:
+            _run_epochs(
+                run, (train_loader, val_loader, test_loader), start_epoch, partial, progress, sigint, callback
+            )
+        if here.distributed:
+            torch.distributed.barrier()  # every process returns after rank 0 has written its files
     return run.history
+
+
+def _run_epochs(
+    run: RunState,
+    loaders: tuple[Iterable[Any], Iterable[Any] | None, Iterable[Any] | None],
+    start_epoch: int,
+    partial: dict[str, Any] | None,
+    progress: bool,
+    sigint: dict[str, bool],
+    callback: Callable[[History], bool | None] | None,
+) -> None:
+    """The epochs from ``start_epoch`` on, then :func:`_finish`; a stop (Ctrl-C, callback) is recorded."""
+    config, (train_loader, val_loader, test_loader) = run.config, loaders
+    n_batches = len(train_loader)  # type: ignore[arg-type]
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            if run.swa_model is not None and epoch >= config.swa_start_epoch():
+                run.start_swa_phase()
+            tally = _train_one_epoch(run, train_loader, epoch, n_batches, partial, progress, sigint)
+            partial = None
+            if run.world.distributed:
+                tally.reduce(run.world)
+                _broadcast_buffers(run.model)
+            _end_epoch(run, val_loader, epoch, tally)
+            if progress:
+                tqdm.write(_summary_line(run.history, config.epochs))
+            wants_stop = callback is not None and bool(callback(run.history))
+            if any_true(wants_stop) if run.world.distributed else wants_stop:
+                raise _Stop
+        if len(run.history) == config.epochs:
+            _finish(run, train_loader, val_loader, test_loader)
+    except (KeyboardInterrupt, _Stop) as stop:
+        _mark_stopped(run, stop, epoch)
+
+
+@contextlib.contextmanager
+def _run_lock(out_dir: str | Path | None, here: World) -> Iterator[None]:
+    """Hold ``out_dir``'s :class:`~resnet_course.training.runlock.RunLock` on rank 0 for the run; every process of
+    a DDP job raises :class:`~resnet_course.training.runlock.RunFolderBusy` when another training holds it."""
+    lock, busy = None, None
+    if out_dir is not None and here.is_main:
+        try:
+            lock = RunLock(out_dir).acquire()
+        except RunFolderBusy as err:
+            busy = err
+    if here.distributed and any_true(busy is not None):
+        raise busy or RunFolderBusy(f"{out_dir} is in use by another training (see rank 0's error)")
+    if busy is not None:
+        raise busy
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _broadcast_buffers(model: nn.Module) -> None:
+    """DDP: give every process rank 0's buffers (BatchNorm running statistics), as DDP does before each forward."""
+    for buffer in model.buffers():
+        torch.distributed.broadcast(buffer.data, src=0)
+
+
+def _ddp_line(config: TrainConfig, here: World) -> str:
+    lr = config.effective_lr()
+    how = (
+        ""
+        if config.lr is not None
+        else f" = 0.1 × {config.global_batch_size()}/128 (linear scaling, Goyal et al. 2017)"
+    )
+    return (
+        f"DDP: {here.size} processes ({here.backend}), {config.batch_size} images per process per step → global "
+        f"batch {config.global_batch_size()}; learning rate {lr:.3g}{how}"
+    )
 
 
 def _finish(
@@ -164,8 +238,9 @@ def _mark_stopped(run: RunState, stop: BaseException, epoch: int) -> None:
         )
 
 
-def _batches_per_epoch(train_loader: Iterable[Any], config: TrainConfig) -> int:
-    """``len(train_loader)``, after checking that it is a usable training loader for ``config``."""
+def _batches_per_epoch(train_loader: Iterable[Any], config: TrainConfig, here: World) -> int:
+    """``len(train_loader)``, after checking that it is a usable training loader for ``config`` (sharded for
+    this process when it is one of several)."""
     if not hasattr(train_loader, "__len__"):
         raise TypeError(
             "train_loader must have a length (batches per epoch), like a DataLoader or TensorLoader"
@@ -175,6 +250,16 @@ def _batches_per_epoch(train_loader: Iterable[Any], config: TrainConfig) -> int:
         raise ValueError(
             "the training loader yields no batches (dataset smaller than one batch with drop_last?)"
         )
+    if here.distributed:
+        sampler = getattr(train_loader, "sampler", None)
+        shards = getattr(train_loader, "world_size", getattr(sampler, "num_replicas", None))
+        if shards != here.size:
+            raise ValueError(
+                f"fit runs in a process group of {here.size} processes, but the training loader is not sharded "
+                "for it (each process would train on every image): build the loaders inside the group with "
+                "DataBundle.loaders(config), TensorLoader(..., rank=, world_size=) or a DataLoader with a "
+                "DistributedSampler"
+            )
     loader_bs = getattr(train_loader, "batch_size", None)
     if isinstance(loader_bs, int) and loader_bs != config.batch_size:
         raise ValueError(
@@ -196,16 +281,16 @@ def _train_one_epoch(
     """Train one epoch (from ``partial``'s position when resuming inside it) and return its totals.
 
     Ctrl-C (or an exception raised from inside the model, e.g. a hook) saves the state after the last complete
-    optimizer step to ``last.pt``, with the position in the epoch, and ``KeyboardInterrupt`` propagates.
+    optimizer step to ``last.pt``, with the position in the epoch, and ``KeyboardInterrupt`` propagates. Under
+    DDP the processes agree after every optimizer step whether to stop, so they stop at the same step; an
+    immediate interruption (a second Ctrl-C, a dead peer) saves nothing there and keeps the last saved epoch.
     """
-    model, optimizer, config = run.model, run.optimizer, run.config
-    accum, device, amp_dtype = config.accum_steps, config.torch_device, config.autocast_dtype()
-    channels_last = config.uses_channels_last()
+    config = run.config
     if hasattr(loader, "set_epoch"):
         loader.set_epoch(epoch)  # type: ignore[attr-defined]
     rng_epoch_start = run.rng_state()
-    tally = _Tally.resumed(partial, device)
-    bn = _BufferSnapshot(model) if run.out_dir is not None else None
+    tally = _Tally.resumed(partial if run.world.is_main else _without_sums(partial), config.torch_device)
+    bn = _BufferSnapshot(run.model) if run.out_dir is not None else None
     bar = tqdm(
         total=n_batches,
         initial=tally.batches,
@@ -214,42 +299,80 @@ def _train_one_epoch(
         disable=not progress,
         dynamic_ncols=True,
     )
-    model.train()
+    run.model.train()
     try:
         for b, batch in enumerate(loader):
             if b < tally.batches:
                 continue  # already trained before the interruption
-            group_start, group_end = b - b % accum, min(b - b % accum + accum, n_batches)
-            x, y = batch_to_device(batch, device, channels_last)
-            if b == group_start:
-                optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                logits = model(x)
-                loss = run.criterion(logits, y)
-            run.scaler.scale(loss / (group_end - group_start)).backward()
-            tally.add(loss, logits, y)
-            if (b + 1) % (1 if device.type == "cpu" else 20) == 0 or b + 1 == n_batches:
+            group_end = min(b - b % config.accum_steps + config.accum_steps, n_batches)
+            _forward_backward(run, batch, b, group_end, tally)
+            if not run.world.distributed and ((b + 1) % _check_every(config) == 0 or b + 1 == n_batches):
                 _check_finite(run, tally, bar, epoch, b)
             if b + 1 == group_end:
+                stop = _agree(run, tally, bar, epoch, b, sigint) if run.world.distributed else sigint["stop"]
                 tally.lr = _optimizer_step(run)
                 _schedule_step(run)
                 tally.commit(b + 1)
                 if bn is not None:
                     bn.take()
-                if sigint["stop"]:
-                    raise KeyboardInterrupt
+                if stop:
+                    raise _GracefulStop
             bar.update(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         bar.close()
-        optimizer.zero_grad(set_to_none=True)
-        if bn is not None:
+        run.optimizer.zero_grad(set_to_none=True)
+        if bn is not None and (isinstance(stop, _GracefulStop) or not run.world.distributed):
             bn.restore()  # BatchNorm statistics as of the last optimizer step, not of the unfinished group
+            if run.world.distributed:
+                tally.reduce(run.world)
             run.save(epoch, partial=tally.position(rng_epoch_start))
         raise
     bar.close()
-    optimizer.zero_grad(set_to_none=True)
+    run.optimizer.zero_grad(set_to_none=True)
     tally.seconds = tally.elapsed()  # training time only: validation is not counted
     return tally
+
+
+def _check_every(config: TrainConfig) -> int:
+    """Batches between NaN checks: every batch on the CPU (free), every 20 on a GPU (each check synchronises)."""
+    return 1 if config.torch_device.type == "cpu" else 20
+
+
+def _forward_backward(run: RunState, batch: Any, b: int, group_end: int, tally: _Tally) -> None:
+    """One batch: zero the gradients at the start of an accumulation group, forward, loss, backward (scaled by
+    the group's size). Under DDP, batches before the group's last skip the gradient all-reduce (``no_sync``)."""
+    config, device = run.config, run.config.torch_device
+    accum = config.accum_steps
+    group_start = b - b % accum
+    x, y = batch_to_device(batch, device, config.uses_channels_last())
+    if b == group_start:
+        run.optimizer.zero_grad(set_to_none=True)
+    amp_dtype = config.autocast_dtype()
+    local = run.world.distributed and b + 1 < group_end
+    with run.train_model.no_sync() if local else contextlib.nullcontext():  # type: ignore[operator, union-attr]
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            logits = run.train_model(x)  # type: ignore[misc]
+            loss = run.criterion(logits, y)
+        run.scaler.scale(loss / (group_end - group_start)).backward()
+    tally.add(loss, logits, y)
+
+
+def _agree(run: RunState, tally: _Tally, bar: Any, epoch: int, batch: int, sigint: dict[str, bool]) -> bool:
+    """DDP: all processes learn whether any saw a NaN/inf loss (then all raise :class:`TrainingDiverged`) or a
+    Ctrl-C (then all stop after this step); one small all-reduce per optimizer step."""
+    stops, bad = all_sum(sigint["stop"], not math.isfinite(float(tally.pending_loss)))
+    if bad:
+        raise TrainingDiverged(_divergence_message(epoch, batch, run.optimizer, run.last_path))
+    _check_finite(run, tally, bar, epoch, batch)  # progress bar of this process (its own batches)
+    return stops > 0
+
+
+def _without_sums(partial: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A mid-epoch position as a process other than rank 0 resumes it: same position, sums of 0 (the saved
+    sums already cover all processes, and they are added up again at the epoch's end)."""
+    if partial is None:
+        return None
+    return {**partial, "loss": 0.0, "correct": 0, "seen": 0}
 
 
 def _optimizer_step(run: RunState) -> float:
@@ -307,6 +430,8 @@ def _finish_swa(run: RunState, train_loader: Iterable[Any], val_loader: Iterable
     """Recompute BatchNorm statistics for the averaged weights, copy them into the model, evaluate, save."""
     assert run.swa_model is not None
     update_bn(train_loader, run.swa_model, device=run.config.torch_device)
+    if run.world.distributed:
+        _broadcast_buffers(run.swa_model)  # each process saw its own shard: keep rank 0's statistics
     run.model.load_state_dict(run.swa_model.module.state_dict())
     metrics: dict[str, Any] = {"n_averaged": int(run.swa_model.n_averaged)}
     if val_loader is not None:
@@ -369,6 +494,11 @@ class _Tally:
         self.pending_loss.zero_()
         self.pending_correct.zero_()
         self.pending_seen = 0
+
+    def reduce(self, here: World) -> None:
+        """Sum the completed totals over all processes (each process trained on its own shard)."""
+        self.loss, correct, seen = all_sum(self.loss, self.correct, self.seen)
+        self.correct, self.seen = int(correct), int(seen)
 
     def elapsed(self) -> float:
         """Training seconds of the epoch so far, time before an interruption included."""

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from resnet_course.devices import model_device
+from resnet_course.distributed import all_sum, world
 
 __all__ = ["Predictions", "evaluate", "predict", "batch_to_device"]
 
@@ -87,6 +88,9 @@ def evaluate(
 
     With ``classes``, also ``per_class``: class name → accuracy on that class's images (``None`` when the
     class has no image in ``loader``). The model is put in eval mode and restored afterwards.
+
+    A loader that yields one process's shard of a DDP job (``loader.world_size > 1``) is counted over all
+    processes: every process gets the totals of the whole split (each image counted once).
     """
     loss_sum, correct, n = 0.0, 0, 0
     num_classes = len(classes) if classes is not None else None
@@ -105,6 +109,11 @@ def evaluate(
             y_cpu, ok = y.cpu(), (pred == y).cpu().long()
             totals += torch.bincount(y_cpu, minlength=num_classes)
             hits += torch.bincount(y_cpu, weights=ok, minlength=num_classes).long()
+    if getattr(loader, "world_size", 1) > 1 and world().distributed:  # a shard: count every image once
+        loss_sum, correct, n, *counts = all_sum(loss_sum, correct, n, *hits.tolist(), *totals.tolist())
+        correct, n = int(correct), int(n)
+        hits = torch.tensor(counts[: len(hits)], dtype=torch.long)
+        totals = torch.tensor(counts[len(hits) :], dtype=torch.long)
     if n == 0:
         raise ValueError("the loader yielded no images; there is nothing to evaluate")
     result: dict[str, Any] = {"accuracy": correct / n, "loss": loss_sum / n, "n": n}

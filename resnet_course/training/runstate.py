@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import SWALR, AveragedModel
 
+from resnet_course.distributed import World, world
 from resnet_course.training.checkpoints import (
     CheckpointError,
     load_weights,
@@ -59,6 +61,8 @@ class RunState:
     best_acc: float = -1.0
     best: dict[str, Any] | None = None  # a CPU copy of best.pt, to add the test metrics without reading it
     metrics: dict[str, Any] = field(default_factory=dict)
+    world: World = field(default_factory=World)
+    train_model: nn.Module | None = None  # what the training step calls: the model, or its DDP wrapper
 
     @classmethod
     def start(
@@ -75,8 +79,16 @@ class RunState:
         label: str = "",
     ) -> RunState:
         """Move ``model`` to the config's device (and memory format), build the optimizer, schedule, scaler,
-        loss and SWA model, and seed Python, NumPy and PyTorch with ``config.seed``."""
+        loss and SWA model, and seed Python, NumPy and PyTorch with ``config.seed``.
+
+        Inside a process group (:func:`~resnet_course.distributed.world`) the training step calls the model
+        through ``DistributedDataParallel`` (``config.sync_bn``: BatchNorm statistics over all processes);
+        ``model`` itself stays unwrapped, and that is what checkpoints hold."""
+        here = world()
         model.to(config.torch_device)
+        if config.sync_bn and here.distributed:
+            _check_sync_bn(here, config)
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         if config.uses_channels_last():
             model.to(memory_format=torch.channels_last)
         optimizer = build_optimizer(model, config)
@@ -96,6 +108,8 @@ class RunState:
             preprocess=preprocess,
             meta=meta,
             swa_model=AveragedModel(model) if config.swa else None,
+            world=here,
+            train_model=_ddp(model, config) if here.distributed else model,
         )
         _seed_everything(config.seed)
         if state.out_dir is not None:
@@ -105,6 +119,11 @@ class RunState:
     @property
     def last_path(self) -> Path | None:
         return self.out_dir / "last.pt" if self.out_dir is not None else None
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run's files: it has an ``out_dir`` and is rank 0."""
+        return self.out_dir is not None and self.world.is_main
 
     def rng_state(self) -> dict[str, Any]:
         """The random states of Python, NumPy, PyTorch and the training loader's generator."""
@@ -126,7 +145,7 @@ class RunState:
                 "scheduler": None if self.swa_schedule is None else self.swa_schedule.state_dict(),
                 "applied": self.swa_applied,
             }
-        return make_checkpoint(
+        ckpt = make_checkpoint(
             self.model,
             optimizer=self.optimizer.state_dict(),
             scheduler=self.schedule.state_dict(),
@@ -142,10 +161,13 @@ class RunState:
             partial=partial,
             meta=self.meta,
         )
+        ckpt["world_size"] = self.world.size  # the number of processes: a resume must use as many
+        return ckpt
 
     def save(self, epoch: int, *, best: bool = False, partial: dict[str, Any] | None = None) -> None:
-        """Write ``last.pt`` (and ``best.pt`` when ``best``) after ``epoch`` epochs; nothing without ``out_dir``."""
-        if self.out_dir is None:
+        """Write ``last.pt`` (and ``best.pt`` when ``best``) after ``epoch`` epochs; nothing without ``out_dir``
+        or on a process other than rank 0."""
+        if not self.writes:
             return
         ckpt = self.checkpoint(epoch, partial)
         save_checkpoint(ckpt, self.out_dir / "last.pt")
@@ -154,7 +176,7 @@ class RunState:
             save_checkpoint(ckpt, self.out_dir / "best.pt")
 
     def save_history(self) -> None:
-        if self.out_dir is not None:
+        if self.writes:
             self.history.to_json(self.out_dir / "history.json")
 
     def record_test(self, result: dict[str, Any]) -> None:
@@ -172,7 +194,7 @@ class RunState:
             "test_n": result["n"],
             "test_of_epoch": epoch,
         }
-        if self.out_dir is None:
+        if not self.writes:
             return
         save_checkpoint(self.checkpoint(epoch), self.out_dir / "last.pt")
         if self.best is not None:
@@ -190,6 +212,12 @@ class RunState:
             return 0, None
         ckpt = read_checkpoint(path)
         _check_resume_config(ckpt.get("config") or {}, self.config, path)
+        if int(ckpt.get("world_size", 1)) != self.world.size:
+            raise ValueError(
+                f"{path}: cannot resume, the run was trained by {ckpt.get('world_size', 1)} process(es) and "
+                f"this one has {self.world.size}; resume with the same number of processes (the data shards "
+                "and the global batch depend on it)"
+            )
         load_weights(self.model, ckpt, path)
         self.schedule.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler") is not None and self.scaler.is_enabled():
@@ -217,6 +245,26 @@ class RunState:
         if swa.get("scheduler") is not None:
             self.start_swa_phase()
             self.swa_schedule.load_state_dict(swa["scheduler"])  # type: ignore[union-attr]
+
+
+def _check_sync_bn(here: World, config: TrainConfig) -> None:
+    if here.backend != "nccl" or config.torch_device.type != "cuda":
+        raise ValueError(
+            f"sync_bn needs CUDA processes (backend nccl); this job runs on {config.torch_device.type} with "
+            f"{here.backend}, where PyTorch's SyncBatchNorm does not work. Train without --sync-bn: each process "
+            "then normalises with its own batch's statistics (and rank 0's running statistics are kept)"
+        )
+
+
+def _ddp(model: nn.Module, config: TrainConfig) -> DistributedDataParallel:
+    """``model`` wrapped for data parallelism on its device (one GPU per process, or the CPU)."""
+    device = config.torch_device
+    ids = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if device.type == "cuda"
+        else None
+    )
+    return DistributedDataParallel(model, device_ids=ids)
 
 
 def _read_if_readable(path: Path) -> dict[str, Any] | None:

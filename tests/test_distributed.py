@@ -1,0 +1,286 @@
+"""Data parallelism: DDP with torchrun on the CPU (gloo), sharded loaders, rank-0 writes, resume, Ctrl-C, a dead
+process, two simulated machines, run-folder locks and one-line errors for wrong launches.
+
+The multi-process tests start real ``torchrun`` jobs of ``tests/ddp_train.py`` (2 processes, a few seconds each).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from resnet_course.data.loaders import TensorLoader, batch_positions
+from resnet_course.data.shapes10 import make_shapes10
+from resnet_course.distributed import DistributedError, World, init_from_env, world
+from resnet_course.training.checkpoints import read_checkpoint
+from resnet_course.training.runlock import RunFolderBusy, RunLock
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tests" / "ddp_train.py"
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ddp(out: Path, *args: str, nproc: int = 2, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    cmd = [*TORCHRUN, "--standalone", f"--nproc_per_node={nproc}", str(SCRIPT), "--out", str(out), *args]
+    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def _single(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, str(SCRIPT), "--out", str(out), *args]
+    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
+
+
+def _ok(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Sharding (no process group needed)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [96, 100, 129, 3])
+def test_training_shards_cut_each_global_batch_into_equal_slices(n: int) -> None:
+    single = batch_positions(n, 64)
+    shards = [batch_positions(n, 32, rank=r, world_size=2) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == len(single)
+    for whole, a, b in zip(single, *shards, strict=True):
+        assert len(a) >= 1 and len(b) >= 1 and abs(len(a) - len(b)) <= 1
+        if len(whole) >= 2:
+            assert torch.equal(torch.cat([a, b]), whole)
+        else:  # one image left for two processes: the second is padded with the epoch's first image
+            assert a.tolist() == whole.tolist() and b.tolist() == [0]
+
+
+def test_evaluation_shards_count_every_image_once() -> None:
+    shards = [torch.cat(batch_positions(101, 8, rank=r, world_size=3, equal_batches=False)) for r in range(3)]
+    assert sorted(torch.cat(shards).tolist()) == list(range(101))
+
+
+def test_tensor_loader_shards_together_give_the_one_process_batches() -> None:
+    data = make_shapes10(96, seed=0)
+    common = {"mean": (0.5,) * 3, "std": (0.25,) * 3, "shuffle": True, "augment": True, "seed": 3}
+    one = list(TensorLoader(data, 32, **common))
+    parts = [list(TensorLoader(data, 16, rank=r, world_size=2, **common)) for r in range(2)]
+    for (x, y), (x0, y0), (x1, y1) in zip(one, *parts, strict=True):
+        assert torch.equal(x, torch.cat([x0, x1])) and torch.equal(y, torch.cat([y0, y1]))
+    with pytest.raises(ValueError, match="rank"):
+        TensorLoader(data, 16, mean=(0.5,) * 3, std=(0.25,) * 3, rank=2, world_size=2)
+
+
+# --------------------------------------------------------------------------------------------------
+# Launch errors
+# --------------------------------------------------------------------------------------------------
+
+
+def test_without_torchrun_there_is_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert init_from_env("cpu") == World() and world().size == 1 and world().is_main
+
+
+def test_world_size_without_rendezvous_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    for var in ("MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(DistributedError, match="MASTER_ADDR, MASTER_PORT is not.*torchrun"):
+        init_from_env("cpu")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))  # nobody listens there
+    start = time.perf_counter()
+    with pytest.raises(DistributedError, match="cannot reach the rendezvous at 127.0.0.1"):
+        init_from_env("cpu")
+    assert time.perf_counter() - start < 15
+
+
+def test_nccl_without_cuda_and_too_many_processes_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DistributedError, match="'nccl' needs CUDA"):
+        init_from_env("cpu", backend="nccl")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(DistributedError, match="2 processes on this machine but only 1 CUDA device"):
+        init_from_env("cpu", backend="nccl")
+
+
+def test_cli_reports_a_launch_without_rendezvous_in_one_line(tmp_path: Path) -> None:
+    env = {**_env(), "WORLD_SIZE": "2", "RANK": "1"}
+    cmd = [sys.executable, "-m", "resnet_course", "train", "--model", "resnet20", "--data", "shapes10"]
+    cmd += ["--epochs", "1", "--out", str(tmp_path / "run")]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: WORLD_SIZE=2 is set but") and result.stderr.count("\n") == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Run-folder lock
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_second_training_refuses_a_locked_run_folder_and_a_dead_one_leaves_no_lock(tmp_path: Path) -> None:
+    with RunLock(tmp_path):
+        with pytest.raises(RunFolderBusy, match=rf"in use by another training: pid {os.getpid()}"):
+            RunLock(tmp_path).acquire()
+    RunLock(tmp_path).acquire().release()  # released: free again
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from resnet_course.training.runlock import RunLock; import time; "
+         f"RunLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(60)"],
+        env=_env(), stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunFolderBusy, match=rf"pid {holder.pid} on "):
+            RunLock(tmp_path).acquire()
+    finally:
+        holder.kill()  # SIGKILL: no clean-up code runs
+        holder.wait()
+    RunLock(tmp_path).acquire().release()  # the kernel dropped the dead process's lock
+
+
+# --------------------------------------------------------------------------------------------------
+# DDP runs (torchrun, gloo, 2 processes)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_two_processes_without_batchnorm_equal_one_process_with_the_global_batch(tmp_path: Path) -> None:
+    _ok(_single(tmp_path / "one", "--batch-size", "64", "--epochs", "2"))
+    _ok(_ddp(tmp_path / "two", "--batch-size", "32", "--epochs", "2"))
+    one, two = torch.load(tmp_path / "one" / "rank0.pt"), torch.load(tmp_path / "two" / "rank0.pt")
+    for k, v in one["state_dict"].items():
+        torch.testing.assert_close(two["state_dict"][k], v, rtol=1e-5, atol=1e-6)
+    h1, h2 = one["history"], two["history"]
+    assert h2["train_loss"] == pytest.approx(h1["train_loss"], rel=1e-6)
+    assert h2["val_acc"] == h1["val_acc"]  # validation summed over both shards: every image once
+    assert h2["extra"]["test"]["n"] == h1["extra"]["test"]["n"] == 100
+    assert h2["extra"]["test"]["accuracy"] == h1["extra"]["test"]["accuracy"]
+    # only rank 0 writes; the checkpoint holds the unwrapped model (torchvision's names, no "module.")
+    ckpt = read_checkpoint(tmp_path / "two" / "last.pt")
+    assert ckpt["world_size"] == 2 and not any(k.startswith("module.") for k in ckpt["state_dict"])
+
+
+def test_resnet20_under_ddp_ends_equal_on_both_ranks_and_close_to_one_process(tmp_path: Path) -> None:
+    common = ("--model", "resnet20", "--epochs", "2", "--train-size", "512")
+    _ok(_single(tmp_path / "one", "--batch-size", "64", *common))
+    result = _ddp(tmp_path / "two", "--batch-size", "32", *common)
+    _ok(result)
+    r0, r1 = (torch.load(tmp_path / "two" / f"rank{r}.pt") for r in range(2))
+    for k, v in r0["state_dict"].items():
+        assert torch.equal(v, r1["state_dict"][k]), k  # parameters and BatchNorm statistics
+    one = torch.load(tmp_path / "one" / "rank0.pt")["history"]
+    # BatchNorm normalises each process's 32 images on their own: close to, not equal to, one process of 64
+    assert abs(r0["history"]["train_loss"][-1] - one["train_loss"][-1]) < 0.1
+
+
+def test_ddp_resume_after_a_stop_equals_an_uninterrupted_run_bit_for_bit(tmp_path: Path) -> None:
+    _ok(_ddp(tmp_path / "full", "--model", "resnet20", "--epochs", "3"))
+    _ok(_ddp(tmp_path / "cut", "--model", "resnet20", "--epochs", "3", "--stop-after", "1"))
+    assert read_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1
+    _ok(_ddp(tmp_path / "cut", "--model", "resnet20", "--epochs", "3", "--resume"))
+    full, cut = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "cut" / "last.pt")
+    assert all(torch.equal(full[k], cut[k]) for k in full)
+    mismatch = _ddp(tmp_path / "cut", "--model", "resnet20", "--epochs", "3", "--resume", nproc=1)
+    assert mismatch.returncode != 0 and "trained by 2 process(es) and this one has 1" in mismatch.stderr
+
+
+def test_ctrl_c_on_torchrun_leaves_a_resumable_checkpoint_and_no_process(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = [*TORCHRUN, "--standalone", "--nproc_per_node=2", str(SCRIPT), "--out", str(out)]
+    cmd += ["--model", "resnet20", "--epochs", "4", "--slow", "1.5"]
+    job = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True)
+    deadline = time.time() + 120
+    while not (out / "last.pt").exists() and time.time() < deadline and job.poll() is None:
+        time.sleep(0.2)
+    os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    try:
+        output, _ = job.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)
+        pytest.fail("torchrun did not stop within 60 s of Ctrl-C")
+    alive = subprocess.run(["pgrep", "-s", str(job.pid)], capture_output=True, text=True).stdout.split()
+    assert not alive, f"processes left after Ctrl-C: {alive}\n{output[-2000:]}"
+    ckpt = read_checkpoint(out / "last.pt")
+    assert 1 <= ckpt["epoch"] < 4
+    _ok(_ddp(out, "--model", "resnet20", "--epochs", "4", "--resume"))
+    assert read_checkpoint(out / "last.pt")["epoch"] == 4
+
+
+def test_a_process_that_dies_stops_the_job_naming_it_and_keeps_the_saved_epoch(tmp_path: Path) -> None:
+    result = _ddp(tmp_path / "run", "--model", "resnet20", "--epochs", "3", "--die-after", "1")
+    assert result.returncode != 0
+    assert "rank      : 1" in result.stderr or "local_rank: 1" in result.stderr, result.stderr[-3000:]
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["epoch"] >= 1
+
+
+def test_two_machines_simulated_on_one_train_together_and_write_one_checkpoint(tmp_path: Path) -> None:
+    port, out = _free_port(), tmp_path / "run"
+    jobs = []
+    for node in (0, 1):
+        cmd = [*TORCHRUN, "--nnodes=2", f"--node-rank={node}", "--nproc_per_node=1", "--master-addr=127.0.0.1",
+               f"--master-port={port}", str(SCRIPT), "--out", str(out), "--epochs", "1"]
+        jobs.append(subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [job.communicate(timeout=180)[0] for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], outputs
+    assert read_checkpoint(out / "last.pt")["world_size"] == 2
+    assert sorted(p.name for p in out.glob("*.pt")) == ["best.pt", "last.pt", "rank0.pt", "rank1.pt"]
+
+
+def test_an_unsharded_loader_and_sync_bn_on_cpu_are_refused_in_one_line(tmp_path: Path) -> None:
+    result = _ddp(tmp_path / "a", "--unsharded", "--epochs", "1")
+    assert result.returncode != 0 and "the training loader is not sharded" in result.stderr
+    cmd = [*TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "resnet_course", "train", "--model", "resnet20",
+           "--data", "shapes10", "--train-size", "200", "--test-size", "50", "--epochs", "1", "--sync-bn",
+           "--out", str(tmp_path / "b")]
+    result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
+    assert result.returncode != 0 and "error: sync_bn needs CUDA processes (backend nccl)" in result.stderr
+
+
+def test_cli_under_torchrun_trains_one_model_and_a_second_job_cannot_share_its_folder(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    base = [*TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "resnet_course", "train", "--model",
+            "resnet20", "--data", "shapes10", "--train-size", "400", "--test-size", "100", "--batch-size", "32",
+            "--out", str(out), "--no-progress"]
+    first = subprocess.Popen([*base, "--epochs", "15"], env=_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / ".lock").exists() or not (out / ".lock").read_text():
+        assert time.time() < deadline and first.poll() is None, first.communicate()
+        time.sleep(0.2)
+    second = [sys.executable, "-m", "resnet_course", "train", "--model", "resnet20", "--data", "shapes10",
+              "--train-size", "200", "--test-size", "50", "--epochs", "1", "--out", str(out)]
+    refused = subprocess.run(second, env=_env(), capture_output=True, text=True, timeout=120)
+    running = first.poll() is None
+    stdout, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr[-3000:]
+    assert running, "the first job ended before the second was refused: the test proves nothing"
+    assert refused.returncode == 1 and "is in use by another training: pid" in refused.stderr
+    assert "DDP job" in refused.stderr
+    assert stdout.count("final test acc") == 1 and "on 100 images" in stdout  # rank 0 alone reports
+    assert read_checkpoint(out / "best.pt")["world_size"] == 2
