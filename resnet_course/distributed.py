@@ -159,3 +159,18 @@ def all_sum(*values: float | int, device: torch.device | str = "cpu") -> list[fl
 def any_true(flag: bool, device: torch.device | str = "cpu") -> bool:
     """True when ``flag`` is true in at least one process (``flag`` itself without a process group)."""
     return bool(all_sum(1.0 if flag else 0.0, device=device)[0] > 0)
+
+
+def replica_difference(module: torch.nn.Module) -> dict[str, float | int]:
+    """How far the processes' copies of ``module`` are apart: ``max_difference`` is the largest absolute
+    difference of any parameter or buffer value between any two processes (0.0 when DDP kept them equal),
+    ``values`` how many numbers were compared. Every process must call it (it is a collective)."""
+    tensors = [t.detach().reshape(-1).double() for t in (*module.parameters(), *module.buffers())]
+    flat = torch.cat(tensors) if tensors else torch.zeros(0, dtype=torch.float64)
+    if not world().distributed:
+        return {"max_difference": 0.0, "values": int(flat.numel())}
+    high, low = flat.clone(), flat.clone()
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    diff = float((high - low).max()) if flat.numel() else 0.0
+    return {"max_difference": diff, "values": int(flat.numel())}

@@ -193,6 +193,9 @@ def test_resnet20_under_ddp_ends_equal_on_both_ranks_and_close_to_one_process(tm
     r0, r1 = (torch.load(tmp_path / "two" / f"rank{r}.pt") for r in range(2))
     for k, v in r0["state_dict"].items():
         assert torch.equal(v, r1["state_dict"][k]), k  # parameters and BatchNorm statistics
+    ddp = r0["history"]["extra"]["ddp"]
+    assert ddp["max_difference"] == 0.0 and ddp["world_size"] == 2 and ddp["global_batch_size"] == 64
+    assert ddp["values"] == sum(v.numel() for v in r0["state_dict"].values())
     one = torch.load(tmp_path / "one" / "rank0.pt")["history"]
     # BatchNorm normalises each process's 32 images on their own: close to, not equal to, one process of 64
     assert abs(r0["history"]["train_loss"][-1] - one["train_loss"][-1]) < 0.1

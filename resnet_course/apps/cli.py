@@ -375,10 +375,17 @@ def _train_result(history: Any, out: Path) -> str:
     test = history.extra["test"]
     best = history.best_val_acc
     best_text = f"best val acc {best:.2%} (epoch {history.best_epoch}), " if best is not None else ""
-    return (
+    text = (
         f"{best_text}final test acc {test['accuracy']:.2%} on {test['n']} images; "
         f"wrote {out / 'best.pt'}, {out / 'last.pt'}, {out / 'history.json'}"
     )
+    ddp = history.extra.get("ddp")
+    if ddp:
+        text += (
+            f"\nDDP: {ddp['world_size']} processes, global batch {ddp['global_batch_size']}; the processes' copies "
+            f"of the model differ by at most {ddp['max_difference']:.3g} over {ddp['values']:,} values"
+        )
+    return text
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
-from resnet_course.distributed import World, all_sum, any_true, world
+from resnet_course.distributed import World, all_sum, any_true, replica_difference, world
 from resnet_course.training.config import TrainConfig
 from resnet_course.training.history import History
 from resnet_course.training.predictions import batch_to_device, evaluate
@@ -220,9 +220,18 @@ def _finish(
     val_loader: Iterable[Any] | None,
     test_loader: Iterable[Any] | None,
 ) -> None:
-    """After the last epoch: apply SWA's averaged weights (once), then test the final model (once)."""
+    """After the last epoch: apply SWA's averaged weights (once), under DDP record how far the processes' copies
+    of the model are apart (``history.extra["ddp"]``), then test the final model (once)."""
     if run.swa_model is not None and not run.swa_applied:
         _finish_swa(run, train_loader, val_loader)
+    if run.world.distributed:
+        run.history.extra["ddp"] = {
+            "world_size": run.world.size,
+            "backend": run.world.backend,
+            "global_batch_size": run.config.global_batch_size(),
+            **replica_difference(run.model),
+        }
+        run.save_history()
     if test_loader is not None:
         run.record_test(evaluate(run.model, test_loader))
 
