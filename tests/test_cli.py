@@ -263,8 +263,9 @@ def test_help_documents_every_option(capsys) -> None:
             "--device",
             "--resume",
             "--no-progress",
+            "--stream",
         ],
-        "evaluate": ["--checkpoint", "--data", "--split", "--json"],
+        "evaluate": ["--checkpoint", "--data", "--split", "--json", "--stream"],
         "predict": ["--checkpoint", "IMAGE", "--top-k", "--json"],
         "gui": ["--checkpoint", "--image", "--screenshot"],
     }

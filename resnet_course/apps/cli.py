@@ -134,6 +134,7 @@ def _add_train_parser(sub: Any) -> None:
         metavar="N",
         help="use a stratified subset of N test images (default: all)",
     )
+    t.add_argument("--stream", action="store_true", help=_STREAM_HELP)
 
 
 def _add_config_options(t: argparse.ArgumentParser) -> None:
@@ -184,6 +185,12 @@ def _add_config_options(t: argparse.ArgumentParser) -> None:
     add_config("device", choices=DEVICE_CHOICES, help="device (default %(default)s: cuda, mps, cpu)")
 
 
+_STREAM_HELP = (
+    "read an ImageFolder from disk batch by batch instead of decoding it into memory (default: only when "
+    "the decoded images would exceed half the memory available)"
+)
+
+
 def _add_evaluate_parser(sub: Any) -> None:
     """The ``evaluate`` subcommand."""
     e = sub.add_parser(
@@ -208,6 +215,7 @@ def _add_evaluate_parser(sub: Any) -> None:
         "--batch-size", type=_positive_int, default=256, metavar="B", help="batch size (default 256)"
     )
     e.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="device (default auto)")
+    e.add_argument("--stream", action="store_true", help=_STREAM_HELP)
 
 
 def _add_predict_parser(sub: Any) -> None:
@@ -316,6 +324,7 @@ def _train(args: argparse.Namespace) -> int:
 def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int:
     import torch
 
+    from resnet_course.data.images import ImageError
     from resnet_course.training.engine import TrainingDiverged, fit
 
     talk = here.is_main and not args.no_progress
@@ -325,9 +334,13 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
         "train_size": args.train_size,
         "test_size": args.test_size,
     }
+    if args.stream:  # only then, so that in-memory runs write the same checkpoints as before
+        data_args["stream"] = True
     bundle = _load_data(args.data, **data_args)
     if bundle.notice and talk:
         print(bundle.notice.splitlines()[0], file=sys.stderr)
+    if bundle.storage and talk:
+        print(f"data: {bundle.storage}", file=sys.stderr)
     torch.manual_seed(config.seed)
     model = create_for_data(args.model, len(bundle.classes), bundle.image_size)
     train_loader, val_loader, test_loader = bundle.loaders(config)
@@ -357,7 +370,12 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
             meta=meta,
             label=args.model,
         )
-    except (TrainingDiverged, RunFolderBusy, ValueError) as e:
+    except (
+        TrainingDiverged,
+        RunFolderBusy,
+        ImageError,
+        ValueError,
+    ) as e:  # ImageError: a streamed file that cannot be decoded
         raise CLIError(_one_line(e)) from None
     if history.interrupted:
         if here.is_main:
@@ -389,7 +407,8 @@ def _train_result(history: Any, out: Path) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from resnet_course.data.loaders import TensorLoader
+    from resnet_course.data.images import ImageError
+    from resnet_course.data.streaming import make_loader
     from resnet_course.devices import resolve_device
     from resnet_course.training.checkpoints import load_checkpoint
     from resnet_course.training.predictions import evaluate
@@ -412,7 +431,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
     elif args.split == "val":
         data_args["val_fraction"] = 0.1
+    if args.stream:
+        data_args["stream"] = True
     bundle = _load_data(args.data, **data_args)
+    if bundle.streamed:
+        print(f"data: {bundle.storage}", file=sys.stderr)
     if list(bundle.classes) != list(classes):
         raise CLIError(
             f"{args.data}: its classes {bundle.classes[:5]}... differ from the checkpoint's {classes[:5]}..."
@@ -420,8 +443,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     part = bundle.test if args.split == "test" else bundle.val
     if part is None or len(part) == 0:
         raise CLIError(f"{args.data}: has no {args.split} split (trained with --val-fraction 0?)")
-    loader = TensorLoader(part, args.batch_size, mean=pre["mean"], std=pre["std"], device=device)
-    result = evaluate(model, loader, classes=classes)
+    loader = make_loader(part, args.batch_size, mean=pre["mean"], std=pre["std"], device=device)
+    try:
+        result = evaluate(model, loader, classes=classes)
+    except ImageError as e:  # a streamed file that cannot be decoded
+        raise CLIError(_one_line(e)) from None
     result.update(
         split=args.split,
         checkpoint=str(args.checkpoint),

@@ -1,4 +1,5 @@
-"""Datasets in memory as uint8 tensors, and the fast pipeline that feeds them to a model.
+"""Datasets in memory as uint8 tensors (or, too large for memory, streamed from disk), and the fast pipeline
+that feeds them to a model.
 
 Modules (import from them directly; this package re-exports nothing):
 
@@ -11,5 +12,7 @@ Modules (import from them directly; this package re-exports nothing):
 * :mod:`~resnet_course.data.shapes10` — the generated offline stand-in;
 * :mod:`~resnet_course.data.loading` — ``load_data(spec)``: one entry point for all of the above;
 * :mod:`~resnet_course.data.transforms` — torchvision ``transforms.v2`` pipelines;
-* :mod:`~resnet_course.data.loaders` — ``TensorLoader``, batches made on the tensors directly.
+* :mod:`~resnet_course.data.loaders` — ``TensorLoader``, batches made on the tensors directly;
+* :mod:`~resnet_course.data.streaming` — ``ImageFiles``/``StreamLoader``: folders larger than memory, decoded
+  batch by batch with the same batches as ``TensorLoader``.
 """

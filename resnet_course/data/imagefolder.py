@@ -2,25 +2,31 @@
 :func:`~resnet_course.data.images.prepare_image` (the preparation inference uses too), written from tensors,
 and whole tensors resized the same way.
 
-Limit: all images are decoded into memory at ``image_size``; ``N × 3 × image_size²`` bytes must fit in RAM
-(e.g. 10 000 images at 224 px take 1.5 GB), and more than :data:`MAX_BYTES` is refused.
+Limits: in memory, all images are decoded at ``image_size``; ``N × 3 × image_size²`` bytes must fit in RAM
+(e.g. 10 000 images at 224 px take 1.5 GB), and more than :data:`MAX_BYTES` is refused. Larger folders are
+streamed instead (``stream=True``; :func:`~resnet_course.data.loading.load_data` chooses by itself from a memory
+budget): the files are only listed here (:class:`~resnet_course.data.streaming.ImageFiles`) and decoded batch
+by batch during training (:class:`~resnet_course.data.streaming.StreamLoader`), so memory no longer limits the
+number of images.
 """
 
 from __future__ import annotations
 
 import shutil
-import warnings
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
 from resnet_course.data.containers import ImageTensors
 from resnet_course.data.images import ImageError, prepare_image, resize_and_crop
 from resnet_course.data.statistics import stratified_split
+from resnet_course.data.streaming import ImageFiles, list_image_files, report_bad_files
 
-__all__ = ["MAX_BYTES", "load_imagefolder", "resize_images", "write_image_folder"]
+__all__ = ["MAX_BYTES", "count_files", "load_imagefolder", "resize_images", "write_image_folder"]
+
+Part = ImageTensors | ImageFiles
 
 
 MAX_BYTES = 4 * 1024**3  # refuse to decode more than this into memory
@@ -45,53 +51,40 @@ def resize_images(images: torch.Tensor, image_size: int, batch_size: int = 1024)
 def _read_image_folder(
     folder: Path, image_size: int, on_bad_file: str, classes: list[str] | None = None
 ) -> ImageTensors:
-    """All files of an ImageFolder (one subfolder per class) decoded at ``image_size``; unreadable ones are
+    """All files of an ImageFolder (one subfolder per class; listed by
+    :func:`~resnet_course.data.streaming.list_image_files`) decoded at ``image_size``; unreadable ones are
     reported (warning or error) before anything else happens. ``classes``: the training part's class names
     (labels are mapped by name)."""
-    from torchvision.datasets import ImageFolder
-
-    try:
-        discovered = ImageFolder(str(folder), is_valid_file=lambda p: not Path(p).name.startswith("."))
-    except FileNotFoundError as err:
-        raise ValueError(
-            f"{folder} is not a usable ImageFolder (one subfolder per class with images): {err}"
-        ) from None
-    names = classes if classes is not None else list(discovered.classes)
-    unknown = sorted(set(discovered.classes) - set(names))
-    if unknown:
-        raise ValueError(
-            f"{folder} has class folders that the training part does not have: {', '.join(unknown)}"
-        )
-    remap = {i: names.index(c) for i, c in enumerate(discovered.classes)}
+    files = list_image_files(folder, image_size, classes, check=False)
     images, labels, bad = [], [], []
-    for path, label in discovered.samples:
+    for path, label in zip(files.paths, files.labels.tolist(), strict=True):
         try:
             images.append(prepare_image(path, image_size))
         except ImageError as err:  # names the file and why
             bad.append(str(err))
             continue
-        labels.append(remap[label])
-    if bad:
-        listing = "\n  ".join(bad[:20]) + (f"\n  … and {len(bad) - 20} more" if len(bad) > 20 else "")
-        message = f"{len(bad)} file(s) in {folder} are not readable images:\n  {listing}"
-        if on_bad_file == "raise":
-            raise ValueError(message + "\nRemove or fix them (or pass on_bad_file='warn' to skip them).")
-        warnings.warn(message + "\nThey are skipped.", stacklevel=3)
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(names))
-    empty = [c for c in discovered.classes if counts[names.index(c)] == 0]
+        labels.append(label)
+    report_bad_files(bad, folder, on_bad_file)
+    empty = sorted({files.classes[i] for i in files.labels.tolist()} - {files.classes[i] for i in labels})
     if empty:
         raise ValueError(f"no readable images left for class(es) {', '.join(empty)} in {folder}")
-    return ImageTensors(torch.stack(images), torch.as_tensor(labels, dtype=torch.int64), names)
+    return ImageTensors(torch.stack(images), torch.as_tensor(labels, dtype=torch.int64), files.classes)
+
+
+def count_files(root: str | Path) -> int:
+    """Number of files under ``root`` (any depth): what :func:`load_imagefolder` would try to decode."""
+    return sum(1 for p in Path(root).expanduser().rglob("*") if p.is_file())
 
 
 def _check_memory(folder: Path, image_size: int) -> None:
-    n_files = sum(1 for p in folder.rglob("*") if p.is_file())
+    n_files = count_files(folder)
     needed = n_files * 3 * image_size * image_size
     if needed > MAX_BYTES:
         raise ValueError(
             f"{folder} has {n_files} files; at {image_size} px they would take {needed / 1024**3:.1f} GB "
             "in memory "
-            f"(limit {MAX_BYTES / 1024**3:.0f} GB). Use a smaller image_size or a smaller dataset."
+            f"(limit {MAX_BYTES / 1024**3:.0f} GB). Use a smaller image_size or a smaller dataset, "
+            "or stream it from disk (stream=True, CLI --stream)."
         )
 
 
@@ -102,15 +95,20 @@ def load_imagefolder(
     test_fraction: float = 0.2,
     seed: int = 0,
     on_bad_file: str = "warn",
-) -> tuple[ImageTensors, ImageTensors | None, ImageTensors]:
-    """``(train, val, test)`` from an ImageFolder root, all images decoded to uint8 ``image_size²`` RGB.
+    stream: bool = False,
+) -> tuple[Part, Part | None, Part]:
+    """``(train, val, test)`` from an ImageFolder root, all images decoded to uint8 ``image_size²`` RGB
+    (:class:`~resnet_course.data.containers.ImageTensors`), or with ``stream`` only listed
+    (:class:`~resnet_course.data.streaming.ImageFiles`, decoded by a
+    :class:`~resnet_course.data.streaming.StreamLoader` when a batch needs them).
 
     Layouts: ``root/train/<class>/…`` and ``root/test/<class>/…`` (optionally ``root/val/<class>/…``, else
     ``val`` is ``None``), or ``root/<class>/…`` split into train/test by a seeded stratified
     ``test_fraction``. Every file goes through :func:`~resnet_course.data.images.prepare_image`, as in inference:
     turned upright (EXIF), made RGB (transparency composited on white), shorter side resized to
     ``image_size``, centre cropped. Unreadable or non-image files are listed in a warning and
-    skipped (``on_bad_file="warn"``) or raise ``ValueError`` naming them (``"raise"``).
+    skipped (``on_bad_file="warn"``) or raise ``ValueError`` naming them (``"raise"``); when streaming, a
+    file is checked by opening its header only (see :func:`~resnet_course.data.streaming.list_image_files`).
     """
     root = Path(root).expanduser()
     if on_bad_file not in ("warn", "raise"):
@@ -119,22 +117,22 @@ def load_imagefolder(
         raise ValueError(f"ImageFolder root {root} does not exist or is not a directory")
     if not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"image_size must be an integer ≥ 8, got {image_size!r}")
-    _check_memory(root, image_size)
+    if stream:
+        read = partial(list_image_files, image_size=image_size, on_bad_file=on_bad_file)
+    else:
+        _check_memory(root, image_size)
+        read = partial(_read_image_folder, image_size=image_size, on_bad_file=on_bad_file)
     train_dir = root / "train"
     if train_dir.is_dir() and any(p.is_dir() for p in train_dir.iterdir()):
-        train = _read_image_folder(train_dir, image_size, on_bad_file)
-        val = (
-            _read_image_folder(root / "val", image_size, on_bad_file, train.classes)
-            if (root / "val").is_dir()
-            else None
-        )
+        train = read(train_dir)
+        val = read(root / "val", classes=train.classes) if (root / "val").is_dir() else None
         if (root / "test").is_dir():
-            test = _read_image_folder(root / "test", image_size, on_bad_file, train.classes)
+            test = read(root / "test", classes=train.classes)
         else:
             keep, held = stratified_split(train.labels, test_fraction, seed)
             train, test = train.subset(keep), train.subset(held)
         return train, val, test
-    everything = _read_image_folder(root, image_size, on_bad_file)
+    everything = read(root)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1) for a single-folder dataset, got {test_fraction}")
     keep, held = stratified_split(everything.labels, test_fraction, seed)

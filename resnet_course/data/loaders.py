@@ -14,6 +14,7 @@ flip with probability ½. :func:`crop_and_flip` is the deterministic core, teste
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from resnet_course.data.containers import ImageTensors
 from resnet_course.devices import resolve_device
 
-__all__ = ["TensorLoader", "batch_positions", "crop_and_flip", "epoch_generator"]
+__all__ = ["PlannedLoader", "TensorLoader", "batch_positions", "crop_and_flip", "epoch_generator"]
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -93,28 +94,21 @@ def crop_and_flip(
     return images.gather(3, cols.view(b, 1, 1, w).expand(b, c, h, w))
 
 
-class TensorLoader:
-    """Batches ``(x, y)`` from :class:`~resnet_course.data.containers.ImageTensors` kept on ``device``.
+class PlannedLoader:
+    """What :class:`TensorLoader` and :class:`~resnet_course.data.streaming.StreamLoader` share: argument checks,
+    the epoch plan (order and augmentation offsets, a pure function of ``(seed, epoch)``), this process's
+    batches (:func:`batch_positions`) and the per-batch crop/flip/normalise on the device (:meth:`finish`).
 
-    ``x`` is float32 ``(B, 3, H, W)`` normalised with ``mean``/``std`` (pixel values in [0, 1]), ``y`` int64,
-    both on ``device`` (``None``: the best available device, see
-    :func:`~resnet_course.devices.resolve_device`). With ``shuffle`` the order is a random permutation per
-    epoch; with ``augment`` each image gets a random crop from its ``padding``-zero-padded version and
-    (``flip``) a horizontal flip with probability ½.
-
-    Randomness is a pure function of ``(seed, epoch)``: :meth:`set_epoch` chooses the epoch of the next pass;
-    without it each pass uses the next epoch (0, 1, 2, …). ``len()`` is the number of batches per pass.
-
-    Data parallelism: with ``world_size > 1`` this process yields only its share of each batch
-    (:func:`batch_positions`; ``equal_batches`` defaults to ``shuffle``, i.e. training loaders cut global
-    batches, evaluation loaders split the images once so each is counted once over all processes).
+    A subclass only gathers the uint8 images of a batch — from a tensor already on the device, or decoded from
+    files — and hands them to :meth:`finish` with the batch's rows of the plan, so both give identical batches.
     """
 
     def __init__(
         self,
-        data: ImageTensors,
+        data: Any,
         batch_size: int,
         *,
+        channels: int,
         mean: Sequence[float],
         std: Sequence[float],
         shuffle: bool = False,
@@ -129,13 +123,8 @@ class TensorLoader:
         world_size: int = 1,
         equal_batches: bool | None = None,
     ) -> None:
-        if not isinstance(data, ImageTensors):
-            raise TypeError(
-                f"TensorLoader needs ImageTensors (from resnet_course.data), got {type(data).__name__}"
-            )
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        channels = data.images.shape[1]
         if len(mean) != channels or len(std) != channels:
             raise ValueError(
                 f"mean and std need {channels} values (one per channel), got {len(mean)} and {len(std)}"
@@ -167,8 +156,6 @@ class TensorLoader:
         self.device = resolve_device(device)
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
-        self.images = data.images.to(self.device)
-        self.labels = data.labels.to(self.device)
         # x_norm = (x/255 - mean)/std = x * scale + shift, fused into one multiply-add per batch
         std_t = torch.tensor(self.std, dtype=torch.float32, device=self.device).view(1, channels, 1, 1)
         mean_t = torch.tensor(self.mean, dtype=torch.float32, device=self.device).view(1, channels, 1, 1)
@@ -197,7 +184,7 @@ class TensorLoader:
 
     def epoch_plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(order, offsets)`` of a pass: sample order ``(N,)`` and, with ``augment``, ``(N, 3)`` rows of
-        ``(top, left, flip)`` per position in that order. Computed on the CPU, then moved to the device."""
+        ``(top, left, flip)`` per position in that order. Computed on the CPU."""
         n = len(self.dataset)
         g = epoch_generator(self.seed, epoch)
         order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
@@ -210,17 +197,89 @@ class TensorLoader:
             offsets = torch.stack([tops, lefts, flips.long()], dim=1)
         return order, offsets
 
-    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+    def begin_pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Start a pass: take the epoch chosen by :meth:`set_epoch` (else the next one) and return its plan."""
+        epoch = self._next_epoch
+        self.epoch = epoch
+        self._next_epoch = epoch + 1
+        return self.epoch_plan(epoch)
+
+    def finish(self, x: torch.Tensor, offsets: torch.Tensor | None) -> torch.Tensor:
+        """A batch of uint8 images ``x`` (on the device) with its rows of the plan's ``offsets`` (or ``None``):
+        padded-cropped and flipped (:func:`crop_and_flip`), then float32 normalised, in the memory format."""
+        if offsets is not None:
+            x = crop_and_flip(x, offsets[:, 0], offsets[:, 1], offsets[:, 2].bool(), self.padding)
         x = x.float().mul_(self._scale).add_(self._shift)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
+
+class TensorLoader(PlannedLoader):
+    """Batches ``(x, y)`` from :class:`~resnet_course.data.containers.ImageTensors` kept on ``device``.
+
+    ``x`` is float32 ``(B, 3, H, W)`` normalised with ``mean``/``std`` (pixel values in [0, 1]), ``y`` int64,
+    both on ``device`` (``None``: the best available device, see
+    :func:`~resnet_course.devices.resolve_device`). With ``shuffle`` the order is a random permutation per
+    epoch; with ``augment`` each image gets a random crop from its ``padding``-zero-padded version and
+    (``flip``) a horizontal flip with probability ½.
+
+    Randomness is a pure function of ``(seed, epoch)``: :meth:`set_epoch` chooses the epoch of the next pass;
+    without it each pass uses the next epoch (0, 1, 2, …). ``len()`` is the number of batches per pass.
+
+    Data parallelism: with ``world_size > 1`` this process yields only its share of each batch
+    (:func:`batch_positions`; ``equal_batches`` defaults to ``shuffle``, i.e. training loaders cut global
+    batches, evaluation loaders split the images once so each is counted once over all processes).
+    The plan, the batches and the per-batch steps are :class:`PlannedLoader`'s, shared with
+    :class:`~resnet_course.data.streaming.StreamLoader` (images decoded from files as they are needed).
+    """
+
+    def __init__(
+        self,
+        data: ImageTensors,
+        batch_size: int,
+        *,
+        mean: Sequence[float],
+        std: Sequence[float],
+        shuffle: bool = False,
+        augment: bool = False,
+        device: torch.device | str | None = None,
+        seed: int = 0,
+        drop_last: bool = False,
+        channels_last: bool = False,
+        padding: int = 4,
+        flip: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        equal_batches: bool | None = None,
+    ) -> None:
+        if not isinstance(data, ImageTensors):
+            raise TypeError(
+                f"TensorLoader needs ImageTensors (from resnet_course.data), got {type(data).__name__}"
+            )
+        super().__init__(
+            data,
+            batch_size,
+            channels=data.images.shape[1],
+            mean=mean,
+            std=std,
+            shuffle=shuffle,
+            augment=augment,
+            device=device,
+            seed=seed,
+            drop_last=drop_last,
+            channels_last=channels_last,
+            padding=padding,
+            flip=flip,
+            rank=rank,
+            world_size=world_size,
+            equal_batches=equal_batches,
+        )
+        self.images = data.images.to(self.device)
+        self.labels = data.labels.to(self.device)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        epoch = self._next_epoch
-        self.epoch = epoch
-        self._next_epoch = epoch + 1
-        order, offsets = self.epoch_plan(epoch)
+        order, offsets = self.begin_pass()
         order = order.to(self.device)
         if offsets is not None:
             offsets = offsets.to(self.device)
@@ -233,10 +292,7 @@ class TensorLoader:
                 positions = positions.to(self.device)
                 idx = order[positions]
                 off = offsets[positions] if offsets is not None else None
-            x = self.images[idx]
-            if off is not None:
-                x = crop_and_flip(x, off[:, 0], off[:, 1], off[:, 2].bool(), self.padding)
-            yield self._prepare(x), self.labels[idx]
+            yield self.finish(self.images[idx], off), self.labels[idx]
 
     def __repr__(self) -> str:
         return (

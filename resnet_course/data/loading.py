@@ -11,8 +11,9 @@ from typing import Any
 from resnet_course.data.bundle import DataBundle
 from resnet_course.data.cifar10 import cifar10_root, load_cifar10
 from resnet_course.data.containers import DataError, ImageTensors
-from resnet_course.data.imagefolder import MAX_BYTES, load_imagefolder, resize_images
+from resnet_course.data.imagefolder import MAX_BYTES, count_files, load_imagefolder, resize_images
 from resnet_course.data.statistics import compute_mean_std, stratified_split, stratified_subset
+from resnet_course.data.streaming import ImageFiles, memory_budget, storage_choice, stream_mean_std
 
 __all__ = ["SHAPES10_DEFAULT_SIZES", "SHAPES10_NOTICE", "SHAPES10_SEEDS", "load_data", "load_profile_data"]
 
@@ -44,11 +45,12 @@ class _Parts:
     """What one ``spec`` gives before subsets, the validation split and resizing."""
 
     name: str
-    train: ImageTensors
-    test: ImageTensors
-    val: ImageTensors | None = None
+    train: ImageTensors | ImageFiles
+    test: ImageTensors | ImageFiles
+    val: ImageTensors | ImageFiles | None = None
     notice: str = ""
     root: str | None = None
+    storage: str = ""
 
 
 def _cifar10_parts(
@@ -78,7 +80,15 @@ def _cifar10_parts(
 
 
 def _imagefolder_parts(
-    spec: str | Path, key: str, *, image_size: int | None, test_fraction: float, seed: int, on_bad_file: str
+    spec: str | Path,
+    key: str,
+    *,
+    image_size: int | None,
+    test_fraction: float,
+    seed: int,
+    on_bad_file: str,
+    stream: bool | None,
+    memory_limit: int | None,
 ) -> _Parts:
     path = Path(key).expanduser()
     if not path.is_dir():
@@ -86,14 +96,49 @@ def _imagefolder_parts(
             f"unknown dataset {spec!r}: give 'cifar10', 'shapes10' or the path of an existing "
             "ImageFolder root"
         )
+    size = image_size or 32
+    if stream is None and memory_limit is None:
+        memory_limit = memory_budget(ceiling=MAX_BYTES)
+    streamed, storage = storage_choice(count_files(path), size, stream, memory_limit)
     train, val, test = load_imagefolder(
-        path, image_size=image_size or 32, test_fraction=test_fraction, seed=seed, on_bad_file=on_bad_file
+        path,
+        image_size=size,
+        test_fraction=test_fraction,
+        seed=seed,
+        on_bad_file=on_bad_file,
+        stream=streamed,
     )
-    return _Parts(path.name or str(path), train, test, val=val, root=str(path.resolve()))
+    return _Parts(path.name or str(path), train, test, val=val, root=str(path.resolve()), storage=storage)
+
+
+def _subsets_and_split(
+    parts: _Parts, train_size: int | None, test_size: int | None, val_fraction: float, seed: int
+) -> _Parts:
+    """Seeded stratified subsets of the train/test parts, then the validation part carved out of train
+    (unless there is one already); works on the labels only, so streamed parts are not decoded."""
+    if train_size:
+        parts.train = parts.train.subset(stratified_subset(parts.train.labels, train_size, seed))
+    if test_size:
+        parts.test = parts.test.subset(stratified_subset(parts.test.labels, test_size, seed))
+    if parts.val is None and val_fraction > 0:
+        keep, held = stratified_split(parts.train.labels, val_fraction, seed)
+        parts.train, parts.val = parts.train.subset(keep), parts.train.subset(held)
+    return parts
+
+
+def _mean_std(
+    train: ImageTensors | ImageFiles, seed: int, num_workers: int | None
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    if isinstance(train, ImageFiles):  # decoded batch by batch: all images up to 10 000, else a seeded sample
+        return stream_mean_std(train, seed=seed, num_workers=num_workers)
+    return compute_mean_std(train)
 
 
 def _resize_parts(parts: _Parts, image_size: int) -> _Parts:
-    """All parts resized (shorter side) and centre-cropped to ``image_size`` by :func:`resize_images`."""
+    """All parts resized (shorter side) and centre-cropped to ``image_size`` by :func:`resize_images`; streamed
+    parts (:class:`ImageFiles`) are listed at ``image_size`` already."""
+    if isinstance(parts.train, ImageFiles):
+        return parts
     present = [p for p in (parts.train, parts.test, parts.val) if p is not None]
     for part in present:
         if len(part) * 3 * image_size**2 > MAX_BYTES:
@@ -122,6 +167,9 @@ def load_data(
     test_fraction: float = 0.2,
     on_bad_file: str = "warn",
     timeout: float = 10.0,
+    stream: bool | None = None,
+    memory_limit: int | None = None,
+    num_workers: int | None = None,
 ) -> DataBundle:
     """Load a dataset into a :class:`DataBundle`.
 
@@ -136,10 +184,21 @@ def load_data(
     default: 32 for CIFAR-10/shapes10 and ImageFolders). ``mean``/``std`` are computed
     from the final training part.
 
+    Large ImageFolders are streamed: only listed here (:class:`~resnet_course.data.streaming.ImageFiles`,
+    split by their labels) and decoded batch by batch by the loaders (:meth:`DataBundle.loaders`). ``stream=None`` chooses
+    (:func:`~resnet_course.data.streaming.storage_choice`): stream when ``files × 3 × image_size²`` bytes exceed
+    ``memory_limit`` (default: :func:`~resnet_course.data.streaming.memory_budget`, half the memory available,
+    at most :data:`~resnet_course.data.imagefolder.MAX_BYTES`); ``True``/``False`` force it (in memory, more
+    than ``MAX_BYTES`` is refused). ``storage`` says which path was taken and why. A streamed training part's
+    ``mean``/``std`` are computed by decoding it with ``num_workers`` processes
+    (:func:`~resnet_course.data.streaming.stream_mean_std`: all images up to 10 000, else a seeded sample).
+
     With ``fallback=True``, a CIFAR-10 that is absent and cannot be downloaded, or corrupted, is replaced by
     ``shapes10`` and ``notice`` says so loudly; otherwise a :class:`DataError` explains what to do.
     """
     key = str(spec).strip()
+    if stream and key.lower() in ("cifar10", "shapes10"):
+        raise ValueError(f"only an ImageFolder can be streamed from disk; {key} is always held in memory")
     if key.lower() == "cifar10":
         sizes = (train_size, test_size)
         parts = _cifar10_parts(root, download=download, timeout=timeout, fallback=fallback, sizes=sizes)
@@ -148,18 +207,19 @@ def load_data(
         parts = _Parts("shapes10", train, test, notice=SHAPES10_NOTICE)
     else:
         parts = _imagefolder_parts(
-            spec, key, image_size=image_size, test_fraction=test_fraction, seed=seed, on_bad_file=on_bad_file
+            spec,
+            key,
+            image_size=image_size,
+            test_fraction=test_fraction,
+            seed=seed,
+            on_bad_file=on_bad_file,
+            stream=stream,
+            memory_limit=memory_limit,
         )
-    if train_size:
-        parts.train = parts.train.subset(stratified_subset(parts.train.labels, train_size, seed))
-    if test_size:
-        parts.test = parts.test.subset(stratified_subset(parts.test.labels, test_size, seed))
-    if parts.val is None and val_fraction > 0:
-        keep, held = stratified_split(parts.train.labels, val_fraction, seed)
-        parts.train, parts.val = parts.train.subset(keep), parts.train.subset(held)
+    parts = _subsets_and_split(parts, train_size, test_size, val_fraction, seed)
     if image_size is not None:
         parts = _resize_parts(parts, image_size)
-    mean, std = compute_mean_std(parts.train)
+    mean, std = _mean_std(parts.train, seed, num_workers)
     return DataBundle(
         name=parts.name,
         train=parts.train,
@@ -171,6 +231,7 @@ def load_data(
         image_size=parts.train.image_size[0],
         notice=parts.notice,
         root=parts.root,
+        storage=parts.storage,
     )
 
 
