@@ -71,7 +71,9 @@ def main() -> None:
     p.add_argument("--nproc", type=int, nargs="+", default=[1, 2])
     p.add_argument("--model", default="resnet20")
     p.add_argument("--data", default=None, help="default: cifar10 when on disk, else shapes10")
-    p.add_argument("--images", type=int, default=2000, help="training images before the 10 %% validation split")
+    p.add_argument(
+        "--images", type=int, default=2000, help="training images before the 10 %% validation split"
+    )
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--global-batch", type=int, default=128)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -82,7 +84,9 @@ def main() -> None:
         f"{args.model}, {data}, {args.images} images (90 % train), {args.epochs} epochs, global batch "
         f"{args.global_batch}, {args.device}"
     )
-    print(f"{'processes':>9} {'threads each':>12} {'train img/s':>12} {'vs 1':>6} {'job wall s':>10} {'test acc':>9}")
+    print(
+        f"{'processes':>9} {'threads each':>12} {'train img/s':>12} {'vs 1':>6} {'job wall s':>10} {'test acc':>9}"
+    )
     base = None
     with tempfile.TemporaryDirectory() as tmp:
         for nproc in args.nproc:

@@ -57,7 +57,9 @@ def _plain(data, epochs: int, seed: int, report) -> float:  # noqa: ANN001
         for i in range(0, len(part), 500):
             yield prepare(part.images[i : i + 500]), part.labels[i : i + 500]
 
-    model = create_for_data("resnet20", len(data.classes), data.image_size).to(memory_format=torch.channels_last)
+    model = create_for_data("resnet20", len(data.classes), data.image_size).to(
+        memory_format=torch.channels_last
+    )
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
     steps = -(-len(data.train) // 128)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=epochs * steps)
@@ -67,8 +69,12 @@ def _plain(data, epochs: int, seed: int, report) -> float:  # noqa: ANN001
         for i in range(0, len(order), 128):
             idx = order[i : i + 128]
             n = len(idx)
-            x = crop_and_flip(data.train.images[idx], torch.randint(0, 9, (n,)), torch.randint(0, 9, (n,)),
-                              torch.rand(n) < 0.5)
+            x = crop_and_flip(
+                data.train.images[idx],
+                torch.randint(0, 9, (n,)),
+                torch.randint(0, 9, (n,)),
+                torch.rand(n) < 0.5,
+            )
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(model(prepare(x)), data.train.labels[idx]).backward()
             optimizer.step()
@@ -114,7 +120,9 @@ def child(recipe: str, epochs: int, seed: int, t0: float, out: Path) -> None:
 
     run = _plain if recipe == "plain" else lambda *a: _engine(a[0], recipe, *a[1:])
     test = run(data, epochs, seed, report)
-    out.write_text(json.dumps({"epochs": rows, "test": test, "seconds": time.time() - t0, "n_train": len(data.train)}))
+    out.write_text(
+        json.dumps({"epochs": rows, "test": test, "seconds": time.time() - t0, "n_train": len(data.train)})
+    )
 
 
 def _first(rows: list[list[float]], threshold: float) -> float | None:
@@ -150,16 +158,28 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             for recipe in args.recipes:
                 out = Path(tmp) / f"{recipe}-{seed}.json"
-                cmd = [sys.executable, __file__, "--epochs", str(args.epochs), "--child", recipe, str(seed),
-                       repr(time.time()), str(out)]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--epochs",
+                    str(args.epochs),
+                    "--child",
+                    recipe,
+                    str(seed),
+                    repr(time.time()),
+                    str(out),
+                ]
                 done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
                 if done.returncode != 0:
                     print(f"{recipe} seed {seed} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
                     return 1
                 runs[recipe].append(json.loads(out.read_text()))
                 r = runs[recipe][-1]
-                print(f"  {recipe:<12} seed {seed}: {r['seconds']:.0f} s, final val {r['epochs'][-1][2]:.1%}, "
-                      f"test {r['test']:.1%}", flush=True)
+                print(
+                    f"  {recipe:<12} seed {seed}: {r['seconds']:.0f} s, final val {r['epochs'][-1][2]:.1%}, "
+                    f"test {r['test']:.1%}",
+                    flush=True,
+                )
     if args.json:
         args.json.write_text(json.dumps(runs, indent=1))
     print(_table(runs, args))

@@ -24,6 +24,7 @@ __all__ = [
     "World",
     "all_sum",
     "any_true",
+    "gather",
     "init_from_env",
     "launched_by_torchrun",
     "world",
@@ -103,6 +104,10 @@ def _check_rendezvous(timeout: float) -> None:
 
 
 def _backend_for(device: torch.device, backend: str | None, size: int, local_world: int) -> str:
+    if device.type == "mps":
+        raise DistributedError(
+            "DDP does not run on Apple's MPS device (no PyTorch backend for it); use --device cpu (gloo)"
+        )
     backend = backend or ("nccl" if device.type == "cuda" else "gloo")
     if backend == "nccl" and not torch.cuda.is_available():
         raise DistributedError(
@@ -119,14 +124,20 @@ def _backend_for(device: torch.device, backend: str | None, size: int, local_wor
 
 
 def init_from_env(
-    device: str | torch.device = "cpu", *, backend: str | None = None, timeout: float = 1800.0
+    device: str | torch.device = "cpu",
+    *,
+    backend: str | None = None,
+    timeout: float = 1800.0,
+    rendezvous_timeout: float = 120.0,
 ) -> World:
     """Join the process group described by ``torchrun``'s environment and return this process's :class:`World`.
 
     Without ``WORLD_SIZE`` (a plain ``python`` start), or when a group already exists, nothing is initialised.
     ``backend``: ``None`` chooses ``nccl`` for a CUDA ``device`` and ``gloo`` otherwise; with CUDA each process
     uses the GPU of its ``LOCAL_RANK``. ``timeout``: seconds a collective waits for a process that has stopped
-    before it fails. Raises :class:`DistributedError` (one line) for a launch that cannot work.
+    before it fails. Processes started by hand (``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR``, ``MASTER_PORT`` set
+    without torchrun) wait at most ``rendezvous_timeout`` seconds for each other. Raises
+    :class:`DistributedError` (one line) for a launch that cannot work.
     """
     if dist.is_initialized() or not launched_by_torchrun():
         return world()
@@ -140,8 +151,39 @@ def init_from_env(
     _check_rendezvous(timeout=10.0)
     if chosen == "nccl":
         torch.cuda.set_device(_env_int("LOCAL_RANK"))
-    dist.init_process_group(chosen, timeout=datetime.timedelta(seconds=timeout))
+    collective = datetime.timedelta(seconds=timeout)
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun: its agent has already gathered every process
+        dist.init_process_group(chosen, timeout=collective)
+    else:
+        rank = _env_int("RANK")
+        dist.init_process_group(
+            chosen,
+            store=_store(rank, size, rendezvous_timeout),
+            rank=rank,
+            world_size=size,
+            timeout=collective,
+        )
     return world()
+
+
+def _store(rank: int, size: int, wait: float) -> dist.TCPStore:
+    """The rendezvous of processes started by hand: rank 0 serves it and waits ``wait`` seconds for the others."""
+    host, port = os.environ["MASTER_ADDR"], _env_int("MASTER_PORT")
+    try:
+        return dist.TCPStore(
+            host,
+            port,
+            size,
+            is_master=rank == 0,
+            timeout=datetime.timedelta(seconds=wait),
+            wait_for_workers=True,
+        )
+    except (RuntimeError, OSError) as err:
+        raise DistributedError(
+            f"rank {rank}: the {size - 1 if rank == 0 else size} other process(es) did not all join the rendezvous "
+            f"at {host}:{port} within {wait:.0f} s ({str(err).splitlines()[0][:120]}); start every rank with the "
+            "same MASTER_ADDR, MASTER_PORT and WORLD_SIZE, or use torchrun"
+        ) from None
 
 
 def all_sum(*values: float | int, device: torch.device | str = "cpu") -> list[float]:
@@ -154,6 +196,15 @@ def all_sum(*values: float | int, device: torch.device | str = "cpu") -> list[fl
     t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.tolist()
+
+
+def gather(value: object) -> list[object]:
+    """``value`` of every process, in rank order (``[value]`` without a process group)."""
+    if not world().distributed:
+        return [value]
+    values: list[object] = [None] * world().size
+    dist.all_gather_object(values, value)
+    return values
 
 
 def any_true(flag: bool, device: torch.device | str = "cpu") -> bool:

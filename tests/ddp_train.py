@@ -43,6 +43,8 @@ def main() -> None:
     args = p.parse_args()
 
     here = init_from_env("cpu")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"pid{here.rank}").write_text(str(os.getpid()))  # the Ctrl-C test checks that it has ended
     # test_size 100 + val 10 %: evaluation shards of unequal sizes (every image must be counted once)
     bundle = load_data("shapes10", train_size=args.train_size, test_size=100, val_fraction=0.1, seed=0)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=0.05, device="cpu", seed=0)
@@ -64,7 +66,14 @@ def main() -> None:
         return args.stop_after is not None and epoch >= args.stop_after
 
     history = fit(
-        model, train, val, config, test_loader=test, out_dir=args.out, resume=args.resume, progress=False,
+        model,
+        train,
+        val,
+        config,
+        test_loader=test,
+        out_dir=args.out,
+        resume=args.resume,
+        progress=False,
         callback=callback,
     )
     torch.save(

@@ -29,7 +29,11 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
+    }
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = "1"
     return env
@@ -118,6 +122,25 @@ def test_world_size_without_rendezvous_is_a_one_line_error(monkeypatch: pytest.M
     assert time.perf_counter() - start < 15
 
 
+def test_rank_0_started_by_hand_without_its_peers_stops_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var, value in {"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1"}.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    start = time.perf_counter()
+    with pytest.raises(
+        DistributedError, match=r"rank 0: the 1 other process\(es\) did not all join .* within 2 s"
+    ):
+        init_from_env("cpu", rendezvous_timeout=2)
+    assert time.perf_counter() - start < 15 and not torch.distributed.is_initialized()
+
+
+def test_mps_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(DistributedError, match="MPS .* use --device cpu"):
+        init_from_env("mps")
+
+
 def test_nccl_without_cuda_and_too_many_processes_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -150,9 +173,15 @@ def test_a_second_training_refuses_a_locked_run_folder_and_a_dead_one_leaves_no_
             RunLock(tmp_path).acquire()
     RunLock(tmp_path).acquire().release()  # released: free again
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from resnet_course.training.runlock import RunLock; import time; "
-         f"RunLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(60)"],
-        env=_env(), stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"from resnet_course.training.runlock import RunLock; import time; "
+            f"RunLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(60)",
+        ],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
@@ -212,27 +241,57 @@ def test_ddp_resume_after_a_stop_equals_an_uninterrupted_run_bit_for_bit(tmp_pat
     assert mismatch.returncode != 0 and "trained by 2 process(es) and this one has 1" in mismatch.stderr
 
 
-def test_ctrl_c_on_torchrun_leaves_a_resumable_checkpoint_and_no_process(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    cmd = [*TORCHRUN, "--standalone", "--nproc_per_node=2", str(SCRIPT), "--out", str(out)]
-    cmd += ["--model", "resnet20", "--epochs", "4", "--slow", "1.5"]
-    job = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           start_new_session=True)
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_ctrl_c_on_torchrun_stops_every_process_and_the_resumed_run_equals_an_uninterrupted_one(
+    tmp_path: Path,
+) -> None:
+    out, common = tmp_path / "run", ["--model", "resnet20", "--epochs", "3"]
+    cmd = [
+        *TORCHRUN,
+        "--standalone",
+        "--nproc_per_node=2",
+        str(SCRIPT),
+        "--out",
+        str(out),
+        *common,
+        "--slow",
+        "2",
+    ]
+    # a terminal's Ctrl-C goes to torchrun's process group; torchrun passes it on to its workers (own sessions)
+    job = subprocess.Popen(
+        cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     deadline = time.time() + 120
     while not (out / "last.pt").exists() and time.time() < deadline and job.poll() is None:
-        time.sleep(0.2)
-    os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+        time.sleep(0.1)
+    os.killpg(job.pid, signal.SIGINT)  # during epoch 1's 2-second callback: the stop lands inside epoch 2
     try:
         output, _ = job.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         os.killpg(job.pid, signal.SIGKILL)
         pytest.fail("torchrun did not stop within 60 s of Ctrl-C")
-    alive = subprocess.run(["pgrep", "-s", str(job.pid)], capture_output=True, text=True).stdout.split()
-    assert not alive, f"processes left after Ctrl-C: {alive}\n{output[-2000:]}"
+    workers = [int((out / f"pid{r}").read_text()) for r in range(2)]
+    time.sleep(1)
+    assert not [p for p in workers if _pid_alive(p)], f"workers left running after Ctrl-C\n{output[-2000:]}"
     ckpt = read_checkpoint(out / "last.pt")
-    assert 1 <= ckpt["epoch"] < 4
-    _ok(_ddp(out, "--model", "resnet20", "--epochs", "4", "--resume"))
-    assert read_checkpoint(out / "last.pt")["epoch"] == 4
+    assert ckpt["epoch"] == 1 and ckpt["partial"] is not None and ckpt["partial"]["batches"] >= 1, output[
+        -2000:
+    ]
+    _ok(_ddp(out, *common, "--resume"))
+    _ok(_ddp(tmp_path / "full", *common))
+    resumed, full = _weights(out / "last.pt"), _weights(tmp_path / "full" / "last.pt")
+    assert all(torch.equal(resumed[k], full[k]) for k in full)  # bit for bit, mid-epoch stop included
+    h_resumed, h_full = (torch.load(d / "rank1.pt")["history"] for d in (out, tmp_path / "full"))
+    # the interrupted epoch's totals are summed over the processes once (not once per process)
+    assert h_resumed["train_loss"] == pytest.approx(h_full["train_loss"], rel=1e-9)
+    assert h_resumed["train_acc"] == h_full["train_acc"]
 
 
 def test_a_process_that_dies_stops_the_job_naming_it_and_keeps_the_saved_epoch(tmp_path: Path) -> None:
@@ -246,9 +305,22 @@ def test_two_machines_simulated_on_one_train_together_and_write_one_checkpoint(t
     port, out = _free_port(), tmp_path / "run"
     jobs = []
     for node in (0, 1):
-        cmd = [*TORCHRUN, "--nnodes=2", f"--node-rank={node}", "--nproc_per_node=1", "--master-addr=127.0.0.1",
-               f"--master-port={port}", str(SCRIPT), "--out", str(out), "--epochs", "1"]
-        jobs.append(subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        cmd = [
+            *TORCHRUN,
+            "--nnodes=2",
+            f"--node-rank={node}",
+            "--nproc_per_node=1",
+            "--master-addr=127.0.0.1",
+            f"--master-port={port}",
+            str(SCRIPT),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+        ]
+        jobs.append(
+            subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        )
     outputs = [job.communicate(timeout=180)[0] for job in jobs]
     assert [job.returncode for job in jobs] == [0, 0], outputs
     assert read_checkpoint(out / "last.pt")["world_size"] == 2
@@ -258,26 +330,79 @@ def test_two_machines_simulated_on_one_train_together_and_write_one_checkpoint(t
 def test_an_unsharded_loader_and_sync_bn_on_cpu_are_refused_in_one_line(tmp_path: Path) -> None:
     result = _ddp(tmp_path / "a", "--unsharded", "--epochs", "1")
     assert result.returncode != 0 and "the training loader is not sharded" in result.stderr
-    cmd = [*TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "resnet_course", "train", "--model", "resnet20",
-           "--data", "shapes10", "--train-size", "200", "--test-size", "50", "--epochs", "1", "--sync-bn",
-           "--out", str(tmp_path / "b")]
+    cmd = [
+        *TORCHRUN,
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "resnet_course",
+        "train",
+        "--model",
+        "resnet20",
+        "--data",
+        "shapes10",
+        "--train-size",
+        "200",
+        "--test-size",
+        "50",
+        "--epochs",
+        "1",
+        "--sync-bn",
+        "--out",
+        str(tmp_path / "b"),
+    ]
     result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
     assert result.returncode != 0 and "error: sync_bn needs CUDA processes (backend nccl)" in result.stderr
 
 
 def test_cli_under_torchrun_trains_one_model_and_a_second_job_cannot_share_its_folder(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    base = [*TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "resnet_course", "train", "--model",
-            "resnet20", "--data", "shapes10", "--train-size", "400", "--test-size", "100", "--batch-size", "32",
-            "--out", str(out), "--no-progress"]
-    first = subprocess.Popen([*base, "--epochs", "15"], env=_env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    base = [
+        *TORCHRUN,
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "resnet_course",
+        "train",
+        "--model",
+        "resnet20",
+        "--data",
+        "shapes10",
+        "--train-size",
+        "400",
+        "--test-size",
+        "100",
+        "--batch-size",
+        "32",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    first = subprocess.Popen(
+        [*base, "--epochs", "15"], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 120
     while not (out / ".lock").exists() or not (out / ".lock").read_text():
         assert time.time() < deadline and first.poll() is None, first.communicate()
         time.sleep(0.2)
-    second = [sys.executable, "-m", "resnet_course", "train", "--model", "resnet20", "--data", "shapes10",
-              "--train-size", "200", "--test-size", "50", "--epochs", "1", "--out", str(out)]
+    second = [
+        sys.executable,
+        "-m",
+        "resnet_course",
+        "train",
+        "--model",
+        "resnet20",
+        "--data",
+        "shapes10",
+        "--train-size",
+        "200",
+        "--test-size",
+        "50",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+    ]
     refused = subprocess.run(second, env=_env(), capture_output=True, text=True, timeout=120)
     running = first.poll() is None
     stdout, stderr = first.communicate(timeout=300)
@@ -287,3 +412,33 @@ def test_cli_under_torchrun_trains_one_model_and_a_second_job_cannot_share_its_f
     assert "DDP job" in refused.stderr
     assert stdout.count("final test acc") == 1 and "on 100 images" in stdout  # rank 0 alone reports
     assert read_checkpoint(out / "best.pt")["world_size"] == 2
+
+
+def test_a_streamed_image_folder_trains_under_ddp_with_each_process_reading_its_shard(tmp_path: Path) -> None:
+    from resnet_course.data.imagefolder import write_image_folder
+
+    folder = write_image_folder(make_shapes10(200, seed=0), tmp_path / "folder")
+    cmd = [
+        *TORCHRUN,
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "resnet_course",
+        "train",
+        "--model",
+        "resnet20",
+        "--data",
+        str(folder),
+        "--stream",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
+    _ok(result)
+    assert "data: streamed from disk" in result.stderr and result.stderr.count("data: streamed") == 1
+    ckpt = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["world_size"] == 2 and ckpt["metrics"]["test_n"] == 40  # 20 % of 200, each image once

@@ -308,17 +308,35 @@ def _train(args: argparse.Namespace) -> int:
         raise CLIError(_one_line(e)) from None
     try:
         return _train_here(args, config, here)
-    except RuntimeError as e:
-        if not here.distributed:
-            raise
+    except dist.DistError as e:  # a collective failed: another process of the job has stopped
         raise CLIError(
             f"rank {here.rank} of {here.size}: a collective operation failed, so another process of this DDP "
             f"job has stopped (torchrun names it; {_one_line(e)[:200]}); {args.out / 'last.pt'} keeps the last "
             "completed epoch: fix the cause and run the same command with --resume"
         ) from None
+    except RuntimeError as e:
+        if not here.distributed:
+            raise
+        raise CLIError(f"rank {here.rank} of {here.size}: {_one_line(e)}") from None
     finally:
         if here.distributed and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _load_data_once_per_machine(spec: str, here: Any, **kwargs: Any) -> Any:
+    """:func:`_load_data`; under DDP the first process of each machine goes first (a CIFAR-10 download or
+    extraction happens once), the others follow and read what it wrote."""
+    import torch.distributed as dist
+
+    if not here.distributed:
+        return _load_data(spec, **kwargs)
+    if here.local_rank != 0:
+        dist.barrier()
+    try:
+        return _load_data(spec, **kwargs)
+    finally:
+        if here.local_rank == 0:
+            dist.barrier()  # also when loading failed: the others then fail with the same error themselves
 
 
 def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int:
@@ -336,7 +354,7 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
     }
     if args.stream:  # only then, so that in-memory runs write the same checkpoints as before
         data_args["stream"] = True
-    bundle = _load_data(args.data, **data_args)
+    bundle = _load_data_once_per_machine(args.data, here, **data_args)
     if bundle.notice and talk:
         print(bundle.notice.splitlines()[0], file=sys.stderr)
     if bundle.storage and talk:

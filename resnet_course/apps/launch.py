@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,9 +45,16 @@ def torchrun_command(
         cmd.append("--standalone")
     else:
         if not rdzv_endpoint or ":" not in rdzv_endpoint:
-            raise ValueError(f"several machines need rdzv_endpoint='host:port' of node 0, got {rdzv_endpoint!r}")
+            raise ValueError(
+                f"several machines need rdzv_endpoint='host:port' of node 0, got {rdzv_endpoint!r}"
+            )
         host, port = rdzv_endpoint.rsplit(":", 1)
-        cmd += [f"--nnodes={nnodes}", f"--node-rank={node_rank}", f"--master-addr={host}", f"--master-port={port}"]
+        cmd += [
+            f"--nnodes={nnodes}",
+            f"--node-rank={node_rank}",
+            f"--master-addr={host}",
+            f"--master-port={port}",
+        ]
     cmd += [f"--nproc_per_node={nproc_per_node}", "-m", "resnet_course", "train", *map(str, train_args)]
     return cmd
 
@@ -65,23 +73,45 @@ def run_command(command: Sequence[str], *, timeout: float = 600, threads: int | 
 
     ``threads``: ``OMP_NUM_THREADS`` of each process (torchrun's own default for several processes is 1; on a
     2-core machine two processes with one thread each use both cores). Raises ``RuntimeError`` with the last
-    lines of the output when the command fails or runs longer than ``timeout`` seconds.
+    lines of the output when the command fails or runs longer than ``timeout`` seconds; then, and when the
+    caller is interrupted (a notebook's stop button), the job is stopped as Ctrl-C would stop it.
     """
     env = dict(os.environ)
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
     start = time.perf_counter()
+    job = subprocess.Popen(
+        list(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
-        done = subprocess.run(
-            list(command), env=env, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as err:
-        raise RuntimeError(f"{command[0]} ... ran longer than {timeout:.0f} s and was stopped") from err
-    output = _without_launcher_noise(done.stdout + done.stderr)
-    if done.returncode != 0:
+        output, _ = job.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(job)
+        raise RuntimeError(f"{command[0]} ... ran longer than {timeout:.0f} s and was stopped") from None
+    except KeyboardInterrupt:  # the notebook's stop button: stop the job the way Ctrl-C in a terminal would
+        _stop(job)
+        raise
+    output = _without_launcher_noise(output)
+    if job.returncode != 0:
         tail = "\n".join(output.splitlines()[-15:])
-        raise RuntimeError(f"the command failed (exit code {done.returncode}):\n{tail}")
+        raise RuntimeError(f"the command failed (exit code {job.returncode}):\n{tail}")
     return CommandResult(list(command), output, time.perf_counter() - start)
+
+
+def _stop(job: subprocess.Popen[str], grace: float = 60.0) -> None:
+    """Stop ``job`` as Ctrl-C would: SIGINT (torchrun passes it to its workers, which save and exit), then
+    SIGTERM, then SIGKILL, each after a grace period. Killing torchrun outright would leave its workers running:
+    they live in sessions of their own."""
+    steps = [(lambda: job.send_signal(signal.SIGINT), grace), (job.terminate, 10.0), (job.kill, None)]
+    for send, wait in steps:
+        if job.poll() is not None:
+            return
+        send()
+        try:
+            job.communicate(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _without_launcher_noise(text: str) -> str:

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
-from resnet_course.distributed import World, all_sum, any_true, replica_difference, world
+from resnet_course.distributed import World, all_sum, any_true, gather, replica_difference, world
 from resnet_course.training.config import TrainConfig
 from resnet_course.training.history import History
 from resnet_course.training.predictions import batch_to_device, evaluate
@@ -172,6 +172,12 @@ def _run_epochs(
             _finish(run, train_loader, val_loader, test_loader)
     except (KeyboardInterrupt, _Stop) as stop:
         _mark_stopped(run, stop, epoch)
+        if (
+            run.world.distributed
+            and isinstance(stop, KeyboardInterrupt)
+            and not isinstance(stop, _GracefulStop)
+        ):
+            raise  # this process alone was interrupted: the others cannot meet it at the closing barrier
 
 
 @contextlib.contextmanager
@@ -203,14 +209,13 @@ def _broadcast_buffers(model: nn.Module) -> None:
 
 def _ddp_line(config: TrainConfig, here: World) -> str:
     lr = config.effective_lr()
-    how = (
-        ""
-        if config.lr is not None
-        else f" = 0.1 × {config.global_batch_size()}/128 (linear scaling, Goyal et al. 2017)"
-    )
+    how = ""
+    if config.lr is None and config.optimizer == "sgd":
+        how = f" = 0.1 × {config.global_batch_size()}/128 (linear scaling, Goyal et al. 2017)"
+    accum = f", × {config.accum_steps} accumulated batches per step" if config.accum_steps > 1 else ""
     return (
-        f"DDP: {here.size} processes ({here.backend}), {config.batch_size} images per process per step → global "
-        f"batch {config.global_batch_size()}; learning rate {lr:.3g}{how}"
+        f"DDP: {here.size} processes ({here.backend}), {config.batch_size} images per process per batch → global "
+        f"batch {config.global_batch_size()}{accum}; learning rate {lr:.3g}{how}"
     )
 
 
@@ -229,6 +234,7 @@ def _finish(
             "world_size": run.world.size,
             "backend": run.world.backend,
             "global_batch_size": run.config.global_batch_size(),
+            "lr": run.config.effective_lr(),
             **replica_difference(run.model),
         }
         run.save_history()
@@ -260,14 +266,17 @@ def _batches_per_epoch(train_loader: Iterable[Any], config: TrainConfig, here: W
             "the training loader yields no batches (dataset smaller than one batch with drop_last?)"
         )
     if here.distributed:
-        sampler = getattr(train_loader, "sampler", None)
-        shards = getattr(train_loader, "world_size", getattr(sampler, "num_replicas", None))
-        if shards != here.size:
+        if getattr(train_loader, "world_size", None) != here.size:
             raise ValueError(
                 f"fit runs in a process group of {here.size} processes, but the training loader is not sharded "
                 "for it (each process would train on every image): build the loaders inside the group with "
-                "DataBundle.loaders(config), TensorLoader(..., rank=, world_size=) or a DataLoader with a "
-                "DistributedSampler"
+                "DataBundle.loaders(config), or TensorLoader/StreamLoader(..., rank=, world_size=)"
+            )
+        counts = gather(n_batches)
+        if len(set(counts)) > 1:  # DDP would wait forever for the processes with fewer batches
+            raise ValueError(
+                f"the processes' training loaders have different numbers of batches per epoch ({counts}); "
+                "shard them with equal_batches=True (the default of a shuffling TensorLoader)"
             )
     loader_bs = getattr(train_loader, "batch_size", None)
     if isinstance(loader_bs, int) and loader_bs != config.batch_size:
@@ -318,7 +327,11 @@ def _train_one_epoch(
             if not run.world.distributed and ((b + 1) % _check_every(config) == 0 or b + 1 == n_batches):
                 _check_finite(run, tally, bar, epoch, b)
             if b + 1 == group_end:
-                stop = _agree(run, tally, bar, epoch, b, sigint) if run.world.distributed else sigint["stop"]
+                stop = (
+                    _agree(run, tally, bar, epoch, b, sigint, n_batches)
+                    if run.world.distributed
+                    else sigint["stop"]
+                )
                 tally.lr = _optimizer_step(run)
                 _schedule_step(run)
                 tally.commit(b + 1)
@@ -330,11 +343,12 @@ def _train_one_epoch(
     except KeyboardInterrupt as stop:
         bar.close()
         run.optimizer.zero_grad(set_to_none=True)
-        if bn is not None and (isinstance(stop, _GracefulStop) or not run.world.distributed):
-            bn.restore()  # BatchNorm statistics as of the last optimizer step, not of the unfinished group
+        if isinstance(stop, _GracefulStop) or not run.world.distributed:  # every process stopped at this step
             if run.world.distributed:
                 tally.reduce(run.world)
-            run.save(epoch, partial=tally.position(rng_epoch_start))
+            if bn is not None:
+                bn.restore()  # BatchNorm statistics as of the last optimizer step, not of the unfinished group
+                run.save(epoch, partial=tally.position(rng_epoch_start))
         raise
     bar.close()
     run.optimizer.zero_grad(set_to_none=True)
@@ -366,9 +380,15 @@ def _forward_backward(run: RunState, batch: Any, b: int, group_end: int, tally: 
     tally.add(loss, logits, y)
 
 
-def _agree(run: RunState, tally: _Tally, bar: Any, epoch: int, batch: int, sigint: dict[str, bool]) -> bool:
+def _agree(
+    run: RunState, tally: _Tally, bar: Any, epoch: int, batch: int, sigint: dict[str, bool], n_batches: int
+) -> bool:
     """DDP: all processes learn whether any saw a NaN/inf loss (then all raise :class:`TrainingDiverged`) or a
-    Ctrl-C (then all stop after this step); one small all-reduce per optimizer step."""
+    Ctrl-C (then all stop after this step): one small all-reduce at every optimizer step on the CPU, every 20th
+    and the epoch's last on a GPU (each one synchronises the device), at the same steps on every process."""
+    step = -(-(batch + 1) // run.config.accum_steps)
+    if step % _check_every(run.config) and batch + 1 != n_batches:
+        return False
     stops, bad = all_sum(sigint["stop"], not math.isfinite(float(tally.pending_loss)))
     if bad:
         raise TrainingDiverged(_divergence_message(epoch, batch, run.optimizer, run.last_path))

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import SWALR, AveragedModel
@@ -204,20 +205,14 @@ class RunState:
 
     def resume(self) -> tuple[int, dict[str, Any] | None]:
         """Load ``out_dir/last.pt`` (and ``best.pt``) into every stateful object and restore the random states;
-        return ``(completed epochs, position inside the next epoch or None)``. Without ``last.pt``: ``(0, None)``."""
-        if self.out_dir is None:
-            raise ValueError("resume=True needs out_dir (the folder holding last.pt)")
-        path = self.out_dir / "last.pt"
-        if not path.exists():
+        return ``(completed epochs, position inside the next epoch or None)``. Without ``last.pt``: ``(0, None)``.
+
+        Under DDP rank 0 reads the checkpoint and sends it to the other processes, so they resume from the same
+        state even where they cannot see rank 0's files (another machine, or no ``out_dir``)."""
+        ckpt = self._last_checkpoint()
+        if ckpt is None:
             return 0, None
-        ckpt = read_checkpoint(path)
-        _check_resume_config(ckpt.get("config") or {}, self.config, path)
-        if int(ckpt.get("world_size", 1)) != self.world.size:
-            raise ValueError(
-                f"{path}: cannot resume, the run was trained by {ckpt.get('world_size', 1)} process(es) and "
-                f"this one has {self.world.size}; resume with the same number of processes (the data shards "
-                "and the global batch depend on it)"
-            )
+        path = (self.out_dir or Path(".")) / "last.pt"
         load_weights(self.model, ckpt, path)
         self.schedule.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler") is not None and self.scaler.is_enabled():
@@ -232,10 +227,44 @@ class RunState:
         self.history.interrupted = False
         if self.history.best_epoch is not None:
             self.best_acc = self.history.best_val_acc if self.history.best_val_acc is not None else -1.0
-        self.best = _read_if_readable(self.out_dir / "best.pt")
+        self.best = _read_if_readable(self.out_dir / "best.pt") if self.writes else None  # type: ignore[operator]
         partial = ckpt.get("partial")
         _set_rng_state(ckpt["rng"] if partial is None else partial["rng_epoch_start"], self.loader)
         return int(ckpt["epoch"]), partial
+
+    def _last_checkpoint(self) -> dict[str, Any] | None:
+        """``out_dir/last.pt`` after checking that this run may continue it (``None`` when there is none); under
+        DDP read by rank 0 and broadcast, a problem raised on every process."""
+        problem: Exception | None = None
+        ckpt = None
+        if self.world.is_main:
+            try:
+                ckpt = self._read_last()
+            except ValueError as err:  # CheckpointError too
+                problem = err
+        if self.world.distributed:
+            box = [problem, ckpt]
+            dist.broadcast_object_list(box, src=0)
+            problem, ckpt = box
+        if problem is not None:
+            raise problem
+        return ckpt
+
+    def _read_last(self) -> dict[str, Any] | None:
+        if self.out_dir is None:
+            raise ValueError("resume=True needs out_dir (the folder holding last.pt)")
+        path = self.out_dir / "last.pt"
+        if not path.exists():
+            return None
+        ckpt = read_checkpoint(path)
+        _check_resume_config(ckpt.get("config") or {}, self.config, path)
+        if int(ckpt.get("world_size", 1)) != self.world.size:
+            raise ValueError(
+                f"{path}: cannot resume, the run was trained by {ckpt.get('world_size', 1)} process(es) and "
+                f"this one has {self.world.size}; resume with the same number of processes (the data shards "
+                "and the global batch depend on it)"
+            )
+        return ckpt
 
     def _restore_swa(self, swa: dict[str, Any] | None) -> None:
         self.swa_applied = bool((swa or {}).get("applied", False))
