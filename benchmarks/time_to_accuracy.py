@@ -14,7 +14,7 @@ accuracy; the final model is tested once on the test split. Recipes:
 
 The table gives, per recipe, mean ± spread over the seeds of the seconds to reach 60 % and 70 % validation
 accuracy (``not reached`` when a seed never does), of the whole run, and of its final test accuracy, plus the time
-each recipe took to reach the plain loop's mean final validation accuracy. Numbers for the log and
+each recipe took to reach the final validation accuracy the plain loop reaches in every seed (its worst seed's). Numbers for the log and
 ``benchmarks/RESULTS.md``, not a test:
 
     RESNET_COURSE_DATA=/path/with/cifar-10-batches-py python benchmarks/time_to_accuracy.py [--epochs 16] [--seeds 0 1 2]
@@ -144,11 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
     p.add_argument("--json", type=Path, default=None, help="also write every run's rows to this file")
+    p.add_argument("--table-from", type=Path, default=None, help="print the table of a --json file, run nothing")
     p.add_argument("--child", nargs=4, metavar=("RECIPE", "SEED", "T0", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         recipe, seed, t0, out = args.child
         child(recipe, args.epochs, int(seed), float(t0), Path(out))
+        return 0
+    if args.table_from:
+        print(_table(json.loads(args.table_from.read_text()), args))
         return 0
     import torch
 
@@ -192,10 +196,12 @@ def _table(runs: dict[str, list[dict]], args: argparse.Namespace) -> str:
         f"\nResNet-20, real CIFAR-10 ({n_train:,} training images, 10 % validation), {args.epochs} epochs, seeds "
         f"{', '.join(map(str, args.seeds))}; seconds since process start, mean ± sd over seeds",
         "",
-        "| recipe | to 60 % val | to 70 % val | to the plain loop's final val | whole run | final val | final test |",
+        "| recipe | to 60 % val | to 70 % val | to the plain loop's final val (its worst seed) | whole run | final val | "
+        "final test |",
         "|---|---|---|---|---|---|---|",
     ]
-    plain_final = statistics.mean(r["epochs"][-1][2] for r in runs["plain"]) if "plain" in runs else None
+    # the accuracy the plain loop ends with in every seed: its worst seed's final validation accuracy
+    plain_final = min(r["epochs"][-1][2] for r in runs["plain"]) if "plain" in runs else None
     for recipe, rs in runs.items():
         finals = [r["epochs"][-1][2] for r in rs]
         tests = [r["test"] for r in rs]
@@ -207,7 +213,7 @@ def _table(runs: dict[str, list[dict]], args: argparse.Namespace) -> str:
             f"{100 * statistics.mean(tests):.1f} ± {100 * statistics.pstdev(tests):.1f} % |"
         )
     if plain_final is not None:
-        lines.append(f"\nthe plain loop's mean final validation accuracy: {plain_final:.1%}")
+        lines.append(f"\nthe plain loop's final validation accuracy in its worst seed: {plain_final:.1%}")
     return "\n".join(lines)
 
 
