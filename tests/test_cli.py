@@ -325,5 +325,16 @@ def test_train_options_take_their_defaults_from_train_config() -> None:
         "seed",
         "device",
     }
-    assert all(getattr(args, k) == fields[k] for k in shared - {"epochs"})
-    assert cli._config_from_args(args) == TrainConfig(epochs=1)
+    assert all(getattr(args, k) == fields[k] for k in shared - {"epochs", "amp"})
+    assert args.amp == "auto"  # the one exception: mixed precision wherever the hardware runs it natively
+    assert cli._config_from_args(args) == TrainConfig(epochs=1, amp="auto")
+
+
+def test_amp_option_takes_auto_on_off_and_alone_means_on() -> None:
+    base = ["train", "--model", "resnet20", "--data", "shapes10", "--epochs", "1", "--out", "x"]
+    parse = cli.build_parser().parse_args
+    assert parse(base).amp == "auto"
+    assert parse([*base, "--amp"]).amp is True and parse(["train", "--amp", *base[1:]]).amp is True
+    assert parse([*base, "--amp", "off"]).amp is False and parse([*base, "--amp", "on"]).amp is True
+    with pytest.raises(SystemExit):
+        parse([*base, "--amp", "maybe"])

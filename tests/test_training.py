@@ -413,3 +413,20 @@ def test_an_interrupted_run_is_not_tested(tmp_path: Path) -> None:
     )
     assert h.interrupted and "test" not in h.extra
     assert read_checkpoint(tmp_path / "last.pt")["metrics"] == {}
+
+
+def test_amp_auto_is_on_exactly_where_mixed_precision_is_native(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resnet_course.training.config as config_module
+
+    monkeypatch.setattr(config_module, "native_mixed_precision", lambda device: True)
+    on = TrainConfig(amp="auto", device="cpu")
+    assert on.amp is True and on.autocast_dtype() == torch.bfloat16
+    assert on.amp_choice().startswith("bf16 mixed precision (native on this CPU")
+    monkeypatch.setattr(config_module, "native_mixed_precision", lambda device: False)
+    off = TrainConfig(amp="auto", device="cpu")
+    assert off.amp is False and off.autocast_dtype() is None and off.to_dict()["amp"] is False
+    assert off.amp_choice() == "fp32 (no native bf16/fp16 arithmetic on this CPU)"
+    forced = TrainConfig(amp=True, device="cpu")
+    assert "NOT native on this CPU: expect it slower than fp32" in forced.amp_choice()
+    with pytest.raises(ValueError, match="amp must be True, False or 'auto', got 'yes'"):
+        TrainConfig(amp="yes")

@@ -34,6 +34,9 @@ __all__ = ["main", "build_parser"]
 
 #: The ``train`` options that set a :class:`TrainConfig` field take the field's default from here.
 _CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+# except: the command line computes in bf16/fp16 wherever the hardware runs it natively (the library's default is
+# fp32 everywhere, so that code calling fit gives the same numbers on every machine)
+_CONFIG_DEFAULTS["amp"] = "auto"
 
 
 class CLIError(Exception):
@@ -49,6 +52,13 @@ def _fraction(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
+
+
+def _amp_setting(text: str) -> bool | str:
+    choices = {"auto": "auto", "on": True, "off": False}
+    if text not in choices:
+        raise argparse.ArgumentTypeError(f"choose auto, on or off, got {text!r}")
+    return choices[text]
 
 
 def _positive_int(text: str) -> int:
@@ -164,8 +174,13 @@ def _add_config_options(t: argparse.ArgumentParser) -> None:
     add_config("label_smoothing", type=_fraction, metavar="X", help="label smoothing (default %(default)s)")
     add_config(
         "amp",
-        action="store_true",
-        help="mixed precision: bf16 on CPU, bf16 or fp16 (with a gradient scaler) on CUDA",
+        nargs="?",
+        const=True,
+        type=_amp_setting,
+        metavar="auto|on|off",
+        help="mixed precision (bf16 autocast on CPU; bf16 or fp16 with a gradient scaler on CUDA): 'auto' "
+        "(default) turns it on exactly where the hardware runs it natively — CUDA, CPUs with avx512_bf16/"
+        "amx_bf16 — and off elsewhere; --amp alone = on",
     )
     add_config("swa", action="store_true", help="stochastic weight averaging over the last 25%% of epochs")
     add_config(
@@ -346,6 +361,8 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
     from resnet_course.training.engine import TrainingDiverged, fit
 
     talk = here.is_main and not args.no_progress
+    if talk:
+        print(f"precision: {config.amp_choice()}", file=sys.stderr)
     data_args = {
         "val_fraction": args.val_fraction,
         "seed": config.seed,

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from resnet_course.devices import DEVICE_CHOICES, resolve_device
+from resnet_course.devices import DEVICE_CHOICES, cpu_bf16_flags, native_mixed_precision, resolve_device
 from resnet_course.distributed import world
 
 __all__ = ["TrainConfig", "recipe", "RECIPES", "SCHEDULES", "OPTIMIZERS", "AMP_DTYPES"]
@@ -69,7 +69,10 @@ class TrainConfig:
         onecycle_final_div_factor: one-cycle ends at ``lr / (div_factor × final_div_factor)``.
         label_smoothing: cross-entropy label smoothing (0 disables).
         amp: mixed precision with ``torch.autocast``: bf16 on CPU; on CUDA bf16 where supported, else fp16
-            with a ``GradScaler``.
+            with a ``GradScaler``. ``"auto"``: on exactly where the hardware runs it natively (CUDA GPUs, CPUs
+            with ``avx512_bf16``/``amx_bf16``: :func:`~resnet_course.devices.native_mixed_precision`), off
+            elsewhere (Apple MPS, AVX2-only CPUs, where autocast mostly adds casts); resolved to ``True``/``False``
+            when the config is made, and :meth:`amp_choice` says what was chosen and why.
         amp_dtype: ``"auto"``, ``"float16"`` or ``"bfloat16"``.
         channels_last: NHWC memory format; ``None`` = on for CPU and CUDA, off for MPS.
         accum_steps: accumulate gradients over this many batches per optimizer step.
@@ -106,7 +109,7 @@ class TrainConfig:
     onecycle_div_factor: float = 25.0
     onecycle_final_div_factor: float = 1e4
     label_smoothing: float = 0.1
-    amp: bool = False
+    amp: bool | str = False
     amp_dtype: str = "auto"
     channels_last: bool | None = None
     accum_steps: int = 1
@@ -167,6 +170,8 @@ class TrainConfig:
             problems.append(f"onecycle_anneal must be 'cos' or 'linear', got {self.onecycle_anneal!r}")
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if not (isinstance(self.amp, bool) or self.amp == "auto"):
+            problems.append(f"amp must be True, False or 'auto', got {self.amp!r}")
         if self.amp_dtype not in AMP_DTYPES:
             problems.append(f"amp_dtype must be one of {', '.join(AMP_DTYPES)}, got {self.amp_dtype!r}")
         if not (isinstance(self.accum_steps, int) and self.accum_steps >= 1):
@@ -185,6 +190,23 @@ class TrainConfig:
             self.device = str(resolve_device(self.device))
         except ValueError as e:
             raise ValueError(f"invalid TrainConfig: {e}") from None
+        if self.amp == "auto":
+            self.amp = native_mixed_precision(self.device)
+
+    def amp_choice(self) -> str:
+        """What this run computes in, and why, e.g. "bf16 mixed precision (native on this CPU: amx_bf16, ...)"."""
+        dtype = self.autocast_dtype()
+        native = native_mixed_precision(self.device)
+        where = "this GPU" if self.torch_device.type == "cuda" else f"this {self.torch_device.type.upper()}"
+        if dtype is not None:
+            name = "bf16" if dtype == torch.bfloat16 else "fp16"
+            how = f"native on {where}" if native else f"NOT native on {where}: expect it slower than fp32"
+            if self.torch_device.type == "cpu":
+                how += f"; bf16 instructions: {cpu_bf16_flags()}"
+            return f"{name} mixed precision ({how})"
+        if native:
+            return f"fp32 (mixed precision is off; {where} would run it natively)"
+        return f"fp32 (no native bf16/fp16 arithmetic on {where})"
 
     @property
     def torch_device(self) -> torch.device:
