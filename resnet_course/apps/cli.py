@@ -361,8 +361,6 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
     from resnet_course.training.engine import TrainingDiverged, fit
 
     talk = here.is_main and not args.no_progress
-    if talk:
-        print(f"precision: {config.amp_choice()}", file=sys.stderr)
     data_args = {
         "val_fraction": args.val_fraction,
         "seed": config.seed,
@@ -376,6 +374,8 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
         print(bundle.notice.splitlines()[0], file=sys.stderr)
     if bundle.storage and talk:
         print(f"data: {bundle.storage}", file=sys.stderr)
+    if talk:
+        print(f"precision: {config.amp_choice()}", file=sys.stderr)
     torch.manual_seed(config.seed)
     model = create_for_data(args.model, len(bundle.classes), bundle.image_size)
     train_loader, val_loader, test_loader = bundle.loaders(config)
