@@ -2,10 +2,12 @@
 
 Two processes do the same work — load ``shapes10``, train ResNet-20 for ``--epochs`` epochs on ``--images``
 training images (batch 128, pad-4 crop + flip, SGD + Nesterov, one-cycle, label smoothing 0.1, weight decay
-5e-4, channels_last, fp32), evaluate on the validation split every epoch and on the test split at the end:
+5e-4, channels_last; the plain loop in fp32), evaluate on the validation split every epoch and on the test split
+at the end:
 
-* **engine**: ``python -m resnet_course train ...`` — the command line's default path (it also writes
-  ``last.pt``/``best.pt``/``history.json`` every epoch, which counts);
+* **engine**: ``python -m resnet_course train ...`` — the command line's default path (``--amp auto``: bf16
+  autocast where the CPU runs it natively, fp32 elsewhere; it also writes ``last.pt``/``best.pt``/``history.json``
+  every epoch, which counts);
 * **plain**: :func:`plain_loop` below, the textbook loop with ``torch.optim.lr_scheduler.OneCycleLR``, run as
   ``python benchmarks/engine_vs_plain.py --plain-child ...``.
 
