@@ -38,7 +38,7 @@ BATCH = 128
 VAL_FRACTION = 0.1
 
 
-def plain_loop(images: int, epochs: int, seed: int) -> float:
+def plain_loop(images: int, epochs: int, seed: int, model_name: str = "resnet20") -> float:
     """Train and evaluate as described in the module docstring; returns the final test accuracy."""
     import torch
     import torch.nn.functional as F
@@ -70,7 +70,7 @@ def plain_loop(images: int, epochs: int, seed: int) -> float:
                 correct += (model(x).argmax(1) == part.labels[i : i + 512]).sum().item()
         return correct / len(part)
 
-    model = create_for_data("resnet20", len(data.classes), data.image_size).to(
+    model = create_for_data(model_name, len(data.classes), data.image_size).to(
         memory_format=torch.channels_last
     )
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
@@ -114,7 +114,9 @@ def cpu_line() -> str:
     return f"{machine()}; {torch.get_num_threads()} threads; torch {torch.__version__}"
 
 
-def compare(images: int, epochs: int, repeats: int) -> tuple[float, float]:
+def compare(
+    images: int, epochs: int, repeats: int, model: str = "resnet20", amp: str = "auto"
+) -> tuple[float, float]:
     """Fastest wall seconds of (engine, plain) over ``repeats`` alternating runs."""
     engine, plain = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -127,7 +129,7 @@ def compare(images: int, epochs: int, repeats: int) -> tuple[float, float]:
                         "resnet_course",
                         "train",
                         "--model",
-                        "resnet20",
+                        model,
                         "--data",
                         "shapes10",
                         "--epochs",
@@ -139,6 +141,8 @@ def compare(images: int, epochs: int, repeats: int) -> tuple[float, float]:
                         "--val-fraction",
                         str(VAL_FRACTION),
                         "--no-progress",
+                        "--amp",
+                        amp,
                         "--out",
                         str(Path(tmp) / f"run{r}"),
                     ]
@@ -154,6 +158,8 @@ def compare(images: int, epochs: int, repeats: int) -> tuple[float, float]:
                         str(images),
                         "--epochs",
                         str(epochs),
+                        "--model",
+                        model,
                     ]
                 )
             )
@@ -168,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         "--images", type=int, default=4000, help="training images (before the validation split)"
     )
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--model", default="resnet20", help="registry model, e.g. resnet18 (CIFAR stem at 32 px)")
+    parser.add_argument(
+        "--amp", default="auto", choices=["auto", "on", "off"], help="the engine's --amp (default auto, as the CLI)"
+    )
     parser.add_argument(
         "--repeats", type=int, default=2, help="runs of each, alternating; the fastest counts"
     )
@@ -177,17 +187,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plain-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.plain_child:
-        plain_loop(args.images, args.epochs, seed=0)
+        plain_loop(args.images, args.epochs, seed=0, model_name=args.model)
         return 0
     if args.quick:
         args.images, args.epochs, args.repeats = 3000, 1, 1
     print(
-        f"engine vs plain loop, whole processes: ResNet-20, shapes10, {args.images} images, {args.epochs} "
-        f"epoch(s), best of {args.repeats}; {cpu_line()}",
+        f"engine vs plain loop, whole processes: {args.model}, shapes10, {args.images} images, {args.epochs} "
+        f"epoch(s), best of {args.repeats}, engine --amp {args.amp}; {cpu_line()}",
         flush=True,
     )
     try:
-        engine, plain = compare(args.images, args.epochs, args.repeats)
+        engine, plain = compare(args.images, args.epochs, args.repeats, args.model, args.amp)
     except RuntimeError as err:
         print(f"benchmark could not run: {err}", file=sys.stderr)
         return 1
