@@ -435,7 +435,8 @@ def _train_result(history: Any, out: Path) -> str:
     ddp = history.extra.get("ddp")
     if ddp:
         text += (
-            f"\nDDP: {ddp['world_size']} processes, global batch {ddp['global_batch_size']}; the processes' copies "
+            f"\nDDP: {ddp['world_size']} processes, global batch {ddp['global_batch_size']}, learning rate "
+            f"{ddp['lr']:.3g}; the processes' copies "
             f"of the model differ by at most {ddp['max_difference']:.3g} over {ddp['values']:,} values"
         )
     return text

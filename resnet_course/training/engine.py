@@ -17,6 +17,12 @@ Each batch is the loop of notebook 05: zero the gradients (at the start of an ac
 loss → backward → optimizer step → schedule step (at the end of the group). The knobs are in
 :class:`~resnet_course.training.config.TrainConfig`, the run's state in :class:`~resnet_course.training.runstate.RunState`.
 
+Inside a process group (``torchrun``; :mod:`resnet_course.distributed`) the same ``fit`` trains one model on all
+processes with ``DistributedDataParallel``: each process takes its shard of every batch (the loaders of
+``DataBundle.loaders``), epoch totals and evaluation counts are summed over the processes, the processes agree on
+Ctrl-C and NaN at the same optimizer step, only rank 0 prints and writes files (holding the plain model), and a
+run folder is locked against a second training (:class:`~resnet_course.training.runlock.RunLock`).
+
 Evaluation (:func:`~resnet_course.training.predictions.evaluate`, :func:`~resnet_course.training.predictions.predict`) is in
 :mod:`resnet_course.training.predictions`.
 """
