@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from resnet_course.apps.launch import torchrun_command
 from resnet_course.data.loaders import TensorLoader, batch_positions
 from resnet_course.data.shapes10 import make_shapes10
 from resnet_course.distributed import DistributedError, World, init_from_env, world
@@ -53,6 +54,14 @@ def _ddp(out: Path, *args: str, nproc: int = 2, timeout: float = 180) -> subproc
 def _single(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, str(SCRIPT), "--out", str(out), *args]
     return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
+
+
+def _train_command(*args: str, nproc: int | None = None, data: str = "shapes10") -> list[str]:
+    """``python -m resnet_course train --model resnet20 --data <data> <args>``, under torchrun with ``nproc``."""
+    train = ["--model", "resnet20", "--data", data, *args]
+    if nproc is None:
+        return [sys.executable, "-m", "resnet_course", "train", *train]
+    return torchrun_command(train, nproc_per_node=nproc)
 
 
 def _ok(result: subprocess.CompletedProcess[str]) -> None:
@@ -155,8 +164,7 @@ def test_nccl_without_cuda_and_too_many_processes_are_refused(monkeypatch: pytes
 
 def test_cli_reports_a_launch_without_rendezvous_in_one_line(tmp_path: Path) -> None:
     env = {**_env(), "WORLD_SIZE": "2", "RANK": "1"}
-    cmd = [sys.executable, "-m", "resnet_course", "train", "--model", "resnet20", "--data", "shapes10"]
-    cmd += ["--epochs", "1", "--out", str(tmp_path / "run")]
+    cmd = _train_command("--epochs", "1", "--out", str(tmp_path / "run"))
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert result.stderr.startswith("error: WORLD_SIZE=2 is set but") and result.stderr.count("\n") == 1
@@ -330,54 +338,20 @@ def test_two_machines_simulated_on_one_train_together_and_write_one_checkpoint(t
 def test_an_unsharded_loader_and_sync_bn_on_cpu_are_refused_in_one_line(tmp_path: Path) -> None:
     result = _ddp(tmp_path / "a", "--unsharded", "--epochs", "1")
     assert result.returncode != 0 and "the training loader is not sharded" in result.stderr
-    cmd = [
-        *TORCHRUN,
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "resnet_course",
-        "train",
-        "--model",
-        "resnet20",
-        "--data",
-        "shapes10",
-        "--train-size",
-        "200",
-        "--test-size",
-        "50",
-        "--epochs",
-        "1",
-        "--sync-bn",
-        "--out",
-        str(tmp_path / "b"),
-    ]
+    cmd = _train_command(
+        "--train-size", "200", "--test-size", "50", "--epochs", "1", "--sync-bn", "--out", str(tmp_path / "b"),
+        nproc=2,
+    )  # fmt: skip
     result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
     assert result.returncode != 0 and "error: sync_bn needs CUDA processes (backend nccl)" in result.stderr
 
 
 def test_cli_under_torchrun_trains_one_model_and_a_second_job_cannot_share_its_folder(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    base = [
-        *TORCHRUN,
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "resnet_course",
-        "train",
-        "--model",
-        "resnet20",
-        "--data",
-        "shapes10",
-        "--train-size",
-        "400",
-        "--test-size",
-        "100",
-        "--batch-size",
-        "32",
-        "--out",
-        str(out),
-        "--no-progress",
-    ]
+    base = _train_command(
+        "--train-size", "400", "--test-size", "100", "--batch-size", "32", "--out", str(out), "--no-progress",
+        nproc=2,
+    )  # fmt: skip
     first = subprocess.Popen(
         [*base, "--epochs", "15"], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -385,24 +359,7 @@ def test_cli_under_torchrun_trains_one_model_and_a_second_job_cannot_share_its_f
     while not (out / ".lock").exists() or not (out / ".lock").read_text():
         assert time.time() < deadline and first.poll() is None, first.communicate()
         time.sleep(0.2)
-    second = [
-        sys.executable,
-        "-m",
-        "resnet_course",
-        "train",
-        "--model",
-        "resnet20",
-        "--data",
-        "shapes10",
-        "--train-size",
-        "200",
-        "--test-size",
-        "50",
-        "--epochs",
-        "1",
-        "--out",
-        str(out),
-    ]
+    second = _train_command("--train-size", "200", "--test-size", "50", "--epochs", "1", "--out", str(out))
     refused = subprocess.run(second, env=_env(), capture_output=True, text=True, timeout=120)
     running = first.poll() is None
     stdout, stderr = first.communicate(timeout=300)
@@ -418,25 +375,8 @@ def test_a_streamed_image_folder_trains_under_ddp_with_each_process_reading_its_
     from resnet_course.data.imagefolder import write_image_folder
 
     folder = write_image_folder(make_shapes10(200, seed=0), tmp_path / "folder")
-    cmd = [
-        *TORCHRUN,
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "resnet_course",
-        "train",
-        "--model",
-        "resnet20",
-        "--data",
-        str(folder),
-        "--stream",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--out",
-        str(tmp_path / "run"),
-    ]
+    args = ("--stream", "--epochs", "1", "--batch-size", "16", "--out", str(tmp_path / "run"))
+    cmd = _train_command(*args, nproc=2, data=str(folder))
     result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
     _ok(result)
     assert "data: streamed from disk" in result.stderr and result.stderr.count("data: streamed") == 1
