@@ -214,6 +214,18 @@ class PlannedLoader:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
+    _item = "images"  # what the dataset holds, in repr: images (in memory) or files (streamed)
+
+    def _repr_extra(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        shard = f", rank={self.rank}/{self.world_size}" if self.world_size > 1 else ""
+        return (
+            f"{type(self).__name__}({len(self.dataset)} {self._item}, batch_size={self.batch_size}, "
+            f"shuffle={self.shuffle}, augment={self.augment}, device={self.device}{self._repr_extra()}{shard})"
+        )
+
 
 class TensorLoader(PlannedLoader):
     """Batches ``(x, y)`` from :class:`~resnet_course.data.containers.ImageTensors` kept on ``device``.
@@ -293,11 +305,3 @@ class TensorLoader(PlannedLoader):
                 idx = order[positions]
                 off = offsets[positions] if offsets is not None else None
             yield self.finish(self.images[idx], off), self.labels[idx]
-
-    def __repr__(self) -> str:
-        return (
-            f"TensorLoader({len(self.dataset)} images, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-            f"augment={self.augment}, device={self.device}"
-            + (f", rank={self.rank}/{self.world_size}" if self.world_size > 1 else "")
-            + ")"
-        )

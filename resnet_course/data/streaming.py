@@ -356,13 +356,10 @@ class StreamLoader(PlannedLoader):
         except ImageError as err:
             raise _reraise_clean(err) from None
 
-    def __repr__(self) -> str:
-        return (
-            f"StreamLoader({len(self.dataset)} files, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-            f"augment={self.augment}, device={self.device}, num_workers={self.num_workers}"
-            + (f", rank={self.rank}/{self.world_size}" if self.world_size > 1 else "")
-            + ")"
-        )
+    _item = "files"
+
+    def _repr_extra(self) -> str:
+        return f", num_workers={self.num_workers}"
 
 
 def make_loader(
