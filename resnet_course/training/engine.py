@@ -314,7 +314,7 @@ def _train_one_epoch(
         loader.set_epoch(epoch)  # type: ignore[attr-defined]
     rng_epoch_start = run.rng_state()
     tally = _Tally.resumed(partial if run.world.is_main else _without_sums(partial), config.torch_device)
-    bn = _BufferSnapshot(run.model) if run.out_dir is not None else None
+    bn = _BufferSnapshot(run.model) if run.writes else None  # only a process that saves needs the snapshot
     bar = tqdm(
         total=n_batches,
         initial=tally.batches,
