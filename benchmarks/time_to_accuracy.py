@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from notebook_runs import machine  # noqa: E402
+from notebook_runs import ISA_CAPS, cap_isa, machine  # noqa: E402
 
 RECIPES = ("plain", "cli-fp32", "cli-bf16", "cpu-profile")
 VAL_FRACTION = 0.1
@@ -143,10 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=16)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
+    p.add_argument(
+        "--isa",
+        choices=sorted(ISA_CAPS),
+        help="compute like a CPU with only this instruction set (avx2: the AVX2-only kind of machine), "
+        "by capping oneDNN and ATen in every process",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write every run's rows to this file")
     p.add_argument("--table-from", type=Path, default=None, help="print the table of a --json file, run nothing")
     p.add_argument("--child", nargs=4, metavar=("RECIPE", "SEED", "T0", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    cap_isa(args.isa)
     if args.child:
         recipe, seed, t0, out = args.child
         child(recipe, args.epochs, int(seed), float(t0), Path(out))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ __all__ = [
     "resolve_device",
     "accelerator_available",
     "cpu_bf16_flags",
+    "onednn_isa_cap",
     "native_mixed_precision",
     "model_device",
 ]
@@ -55,7 +57,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
     """The x86 bf16 instruction flags of this CPU (``avx512_bf16``, ``amx_bf16``) as text: "none (...)" when it has
-    neither, "unknown (...)" where ``cpuinfo`` is unreadable or lists no flags (not Linux, or not x86).
+    neither or when :func:`onednn_isa_cap` keeps oneDNN from using them, "unknown (...)" where ``cpuinfo`` is
+    unreadable or lists no flags (not Linux, or not x86).
 
     bf16 autocast (``TrainConfig(amp=True)`` on a CPU) is fast only with such instructions; without them it
     mostly adds casts.
@@ -66,7 +69,31 @@ def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
     except (OSError, StopIteration):
         return f"unknown (no x86 flags in {cpuinfo})"
     found = sorted({"avx512_bf16", "amx_bf16"} & set(flags.split(":", 1)[-1].split()))
-    return ", ".join(found) if found else "none (neither avx512_bf16 nor amx_bf16)"
+    if not found:
+        return "none (neither avx512_bf16 nor amx_bf16)"
+    cap = onednn_isa_cap()
+    if cap is not None and cap.split("=", 1)[1].upper() in _ISAS_WITHOUT_BF16:
+        return f"none ({', '.join(found)} present, but {cap} keeps oneDNN below them)"
+    return ", ".join(found)
+
+
+# oneDNN's ISA names (``ONEDNN_MAX_CPU_ISA``) below AVX512_CORE_BF16: a cap at one of them leaves bf16 unused.
+_ISAS_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+
+
+def onednn_isa_cap() -> str | None:
+    """``"ONEDNN_MAX_CPU_ISA=AVX2"`` (or the older ``DNNL_MAX_CPU_ISA``) where that variable caps the instruction
+    set oneDNN, which runs PyTorch's CPU convolutions, may use; None where nothing caps it.
+
+    Setting it together with ``ATEN_CPU_CAPABILITY=avx2`` makes a newer CPU compute like an AVX2-only one (the same
+    instructions, not the same clock or caches): the benchmarks' ``--isa avx2`` uses this to measure the AVX2 kind of
+    machine on a CPU with AVX-512/AMX.
+    """
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        value = os.environ.get(name, "").strip()
+        if value and value.upper() not in {"ALL", "DEFAULT"}:
+            return f"{name}={value}"
+    return None
 
 
 def native_mixed_precision(device: str | torch.device | None = None, cpuinfo: str | Path = "/proc/cpuinfo") -> bool:

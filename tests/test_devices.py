@@ -52,3 +52,26 @@ def test_native_mixed_precision_follows_the_cpu_flags(tmp_path) -> None:
     info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
     assert not native_mixed_precision("cpu", info)
     assert not native_mixed_precision("cpu", tmp_path / "missing")  # unknown: off
+
+
+def test_a_onednn_isa_cap_below_bf16_turns_native_bf16_off(tmp_path, monkeypatch) -> None:
+    from resnet_course.devices import cpu_bf16_flags, native_mixed_precision, onednn_isa_cap
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f amx_bf16 avx512_bf16\n")
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert onednn_isa_cap() == "ONEDNN_MAX_CPU_ISA=avx2"
+    assert (
+        cpu_bf16_flags(info)
+        == "none (amx_bf16, avx512_bf16 present, but ONEDNN_MAX_CPU_ISA=avx2 keeps oneDNN below them)"
+    )
+    assert not native_mixed_precision("cpu", info)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")  # a cap above bf16 changes nothing
+    assert cpu_bf16_flags(info) == "amx_bf16, avx512_bf16"
+    assert native_mixed_precision("cpu", info)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")
+    assert onednn_isa_cap() is None
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX512_CORE")  # the older name
+    assert not native_mixed_precision("cpu", info)

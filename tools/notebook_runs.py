@@ -35,11 +35,23 @@ def used_stand_in(text: str) -> bool:
     return "offline dataset 'shapes10'" in text or re.search(r"^shapes10[:-]", text, flags=re.M) is not None
 
 
+# What ``--isa avx2`` sets: oneDNN (convolutions) and ATen's vectorised kernels use AVX2 at most, so that a CPU with
+# AVX-512/AMX computes like the AVX2-only kind of machine students have (its instructions, not its clock or caches).
+ISA_CAPS = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
+
+
+def cap_isa(isa: str | None) -> None:
+    """Cap the instruction set of this process and of every process it starts (``None`` leaves it as it is). Call it
+    before the first convolution: oneDNN and ATen read these variables once."""
+    if isa is not None:
+        os.environ.update(ISA_CAPS[isa])
+
+
 def machine() -> str:
     """CPU model, logical CPUs, the flags that decide training speed (as lscpu reports them) and the GPU if any."""
     import torch
 
-    from resnet_course.devices import cpu_bf16_flags
+    from resnet_course.devices import cpu_bf16_flags, onednn_isa_cap
 
     try:
         text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -53,6 +65,10 @@ def machine() -> str:
         kind = "with " + " and ".join(native.split(", "))
     else:
         kind = "AVX2, no native bf16" if "avx2" in flags else "no bf16"
+    cap = onednn_isa_cap()
+    if cap is not None:
+        aten = os.environ.get("ATEN_CPU_CAPABILITY")
+        kind += f"; instruction set capped: {cap}" + (f", ATEN_CPU_CAPABILITY={aten}" if aten else "")
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{os.cpu_count()}-core {name} ({kind}), {gpu}"
 

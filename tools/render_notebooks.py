@@ -22,7 +22,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from notebook_runs import NOTEBOOKS, describe_data, execute_notebook, machine, outputs_text, used_stand_in
+from notebook_runs import (
+    ISA_CAPS,
+    NOTEBOOKS,
+    cap_isa,
+    describe_data,
+    execute_notebook,
+    machine,
+    outputs_text,
+    used_stand_in,
+)
 
 PROVENANCE = "**Outputs shown**"
 SIZE_LIMIT = 2_000_000  # bytes per notebook
@@ -86,11 +95,18 @@ def main(argv: list[str] | None = None) -> int:
         choices=["smoke", "cpu", "gpu"],
         help="profile to run (default cpu); only cpu outputs are written, others are only timed",
     )
+    parser.add_argument(
+        "--isa",
+        choices=sorted(ISA_CAPS),
+        help="compute like a CPU with only this instruction set (avx2: the AVX2-only kind of machine), "
+        "by capping oneDNN and ATen in every process",
+    )
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
     parser.add_argument(
         "--times", type=Path, help="also write the wall seconds per notebook to this JSON file"
     )
     args = parser.parse_args(argv)
+    cap_isa(args.isa)
 
     import nbformat
 
