@@ -430,3 +430,19 @@ def test_amp_auto_is_on_exactly_where_mixed_precision_is_native(monkeypatch: pyt
     assert "NOT native on this CPU: expect it slower than fp32" in forced.amp_choice()
     with pytest.raises(ValueError, match="amp must be True, False or 'auto', got 'yes'"):
         TrainConfig(amp="yes")
+
+
+def test_a_run_whose_files_cannot_be_written_fails_and_says_why(tmp_path: Path) -> None:
+    (tmp_path / "best.pt").mkdir()  # the background writer cannot put best.pt there
+    with pytest.raises(OSError):
+        fit(model(), loaders()[0], None, cfg(epochs=1), out_dir=tmp_path, progress=False)
+
+
+def test_files_are_on_disk_when_the_callback_runs(tmp_path: Path) -> None:
+    epochs_on_disk = []
+
+    def look(history) -> None:
+        epochs_on_disk.append(read_checkpoint(tmp_path / "last.pt")["epoch"])
+
+    fit(model(), *loaders(), cfg(epochs=2), out_dir=tmp_path, progress=False, callback=look)
+    assert epochs_on_disk == [1, 2]

@@ -24,12 +24,14 @@ crash or Ctrl-C during a save leaves the previous file intact. Loading uses ``to
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import threading
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -41,6 +43,8 @@ __all__ = [
     "CheckpointError",
     "make_checkpoint",
     "save_checkpoint",
+    "save_checkpoint_to",
+    "cpu_copy",
     "read_checkpoint",
     "load_checkpoint",
     "load_weights",
@@ -115,12 +119,25 @@ def save_checkpoint(checkpoint: dict[str, Any] | nn.Module, path: str | Path, **
         raise TypeError(
             "extra keyword arguments are only accepted when saving a model, not a checkpoint dict"
         )
-    path = Path(path)
+    return _write_atomically(Path(path), lambda f: torch.save(checkpoint, f))
+
+
+def save_checkpoint_to(checkpoint: dict[str, Any], paths: Sequence[str | Path]) -> list[Path]:
+    """Serialise ``checkpoint`` once and write the same bytes to every path in ``paths``, each atomically (as
+    :func:`save_checkpoint`); e.g. ``last.pt`` and ``best.pt`` of an epoch that improved."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    return [_write_atomically(Path(path), lambda f: f.write(buffer.getbuffer())) for path in paths]
+
+
+def _write_atomically(path: Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """Call ``write`` on a temporary file next to ``path``, sync it to disk and rename it over ``path``; on any
+    failure (Ctrl-C included) remove the temporary file and leave ``path`` as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            torch.save(checkpoint, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -128,6 +145,18 @@ def save_checkpoint(checkpoint: dict[str, Any] | nn.Module, path: str | Path, **
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def cpu_copy(value: Any) -> Any:
+    """``value`` with every tensor copied to the CPU (dicts, lists and tuples rebuilt; other values shared): a
+    snapshot of a checkpoint that training may go on changing."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: cpu_copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(cpu_copy(v) for v in value)
+    return value
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

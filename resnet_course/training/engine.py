@@ -134,13 +134,15 @@ def fit(
             meta=meta,
             label=label,
         )
-        start_epoch, partial = run.resume() if resume else (0, None)
-        if progress and here.distributed:
-            tqdm.write(_ddp_line(config, here))
-        with _deferred_sigint() as sigint:
-            _run_epochs(
-                run, (train_loader, val_loader, test_loader), start_epoch, partial, progress, sigint, callback
-            )
+        try:
+            start_epoch, partial = run.resume() if resume else (0, None)
+            if progress and here.distributed:
+                tqdm.write(_ddp_line(config, here))
+            with _deferred_sigint() as sigint:
+                loaders = (train_loader, val_loader, test_loader)
+                _run_epochs(run, loaders, start_epoch, partial, progress, sigint, callback)
+        finally:
+            run.close()  # every file asked for is on disk before fit returns or raises
         if here.distributed:
             torch.distributed.barrier()  # every process returns after rank 0 has written its files
     return run.history
@@ -171,6 +173,8 @@ def _run_epochs(
             _end_epoch(run, val_loader, epoch, tally)
             if progress:
                 tqdm.write(_summary_line(run.history, config.epochs))
+            if callback is not None:
+                run.flush()  # the callback may read this epoch's files
             wants_stop = callback is not None and bool(callback(run.history))
             if any_true(wants_stop) if run.world.distributed else wants_stop:
                 raise _Stop
@@ -397,7 +401,7 @@ def _agree(
         return False
     stops, bad = all_sum(sigint["stop"], not math.isfinite(float(tally.pending_loss)))
     if bad:
-        raise TrainingDiverged(_divergence_message(epoch, batch, run.optimizer, run.last_path))
+        raise TrainingDiverged(_divergence_message(epoch, batch, run))
     _check_finite(run, tally, bar, epoch, batch)  # progress bar of this process (its own batches)
     return stops > 0
 
@@ -573,7 +577,7 @@ def _check_finite(run: RunState, tally: _Tally, bar: Any, epoch: int, batch: int
     """Raise :class:`TrainingDiverged` when the loss is NaN/inf; otherwise update the progress bar."""
     pending = float(tally.pending_loss)
     if not math.isfinite(pending):
-        raise TrainingDiverged(_divergence_message(epoch, batch, run.optimizer, run.last_path))
+        raise TrainingDiverged(_divergence_message(epoch, batch, run))
     seen = tally.seen + tally.pending_seen
     bar.set_postfix(
         loss=f"{(tally.loss + pending) / seen:.3f}",
@@ -583,8 +587,9 @@ def _check_finite(run: RunState, tally: _Tally, bar: Any, epoch: int, batch: int
     )
 
 
-def _divergence_message(epoch: int, batch: int, optimizer: torch.optim.Optimizer, last: Path | None) -> str:
-    lr = optimizer.param_groups[0]["lr"]
+def _divergence_message(epoch: int, batch: int, run: RunState) -> str:
+    run.flush()  # name last.pt only once it is on disk
+    lr, last = run.optimizer.param_groups[0]["lr"], run.last_path
     kept = f"; {last} still holds the last good epoch" if last is not None and last.exists() else ""
     return (
         f"training diverged: the loss became NaN/inf in epoch {epoch + 1}, batch {batch + 1} "

@@ -24,15 +24,17 @@ from torch.optim.swa_utils import SWALR, AveragedModel
 from resnet_course.distributed import World, world
 from resnet_course.training.checkpoints import (
     CheckpointError,
+    cpu_copy,
     load_weights,
     make_checkpoint,
     read_checkpoint,
-    save_checkpoint,
+    save_checkpoint_to,
 )
 from resnet_course.training.config import TrainConfig
 from resnet_course.training.history import History
 from resnet_course.training.optimizers import build_optimizer
 from resnet_course.training.schedules import LRSchedule, build_schedule
+from resnet_course.training.writer import BackgroundWriter
 
 __all__ = ["RunState"]
 
@@ -64,6 +66,7 @@ class RunState:
     metrics: dict[str, Any] = field(default_factory=dict)
     world: World = field(default_factory=World)
     train_model: nn.Module | None = None  # what the training step calls: the model, or its DDP wrapper
+    writer: BackgroundWriter | None = None  # writes the run's files while training goes on (rank 0 only)
 
     @classmethod
     def start(
@@ -115,6 +118,8 @@ class RunState:
         _seed_everything(config.seed)
         if state.out_dir is not None:
             state.out_dir.mkdir(parents=True, exist_ok=True)
+        if state.writes:
+            state.writer = BackgroundWriter()
         return state
 
     @property
@@ -167,18 +172,35 @@ class RunState:
 
     def save(self, epoch: int, *, best: bool = False, partial: dict[str, Any] | None = None) -> None:
         """Write ``last.pt`` (and ``best.pt`` when ``best``) after ``epoch`` epochs; nothing without ``out_dir``
-        or on a process other than rank 0."""
+        or on a process other than rank 0. An epoch's files are written in the background (:meth:`flush` waits
+        for them); a mid-epoch checkpoint (``partial``, the run is stopping) before this returns."""
         if not self.writes:
             return
-        ckpt = self.checkpoint(epoch, partial)
-        save_checkpoint(ckpt, self.out_dir / "last.pt")
+        assert self.writer is not None and self.out_dir is not None
+        snapshot = cpu_copy(self.checkpoint(epoch, partial))
+        paths = [self.out_dir / "last.pt"] + ([self.out_dir / "best.pt"] if best else [])
         if best:
-            self.best = _cpu_copy(ckpt)
-            save_checkpoint(ckpt, self.out_dir / "best.pt")
+            self.best = snapshot
+        self.writer.call(save_checkpoint_to, snapshot, paths)
+        if partial is not None:
+            self.writer.flush()
 
     def save_history(self) -> None:
+        """Write ``history.json`` (in the background, after the checkpoints asked for before)."""
         if self.writes:
-            self.history.to_json(self.out_dir / "history.json")
+            assert self.writer is not None and self.out_dir is not None
+            self.writer.call(History.from_dict(self.history.to_dict()).to_json, self.out_dir / "history.json")
+
+    def flush(self) -> None:
+        """Wait until the run's files asked for so far are on disk (raises a write's error)."""
+        if self.writer is not None:
+            self.writer.flush()
+
+    def close(self) -> None:
+        """:meth:`flush` and stop the writer's thread; call once the run is over."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
     def record_test(self, result: dict[str, Any]) -> None:
         """Store the final model's test metrics in the history and in ``last.pt``, ``best.pt``, ``history.json``."""
@@ -197,10 +219,16 @@ class RunState:
         }
         if not self.writes:
             return
-        save_checkpoint(self.checkpoint(epoch), self.out_dir / "last.pt")
-        if self.best is not None:
+        self.flush()  # self.best may still be being written
+        last = cpu_copy(self.checkpoint(epoch))
+        paths = [self.out_dir / "last.pt"]
+        if self.best is not None and self.best["epoch"] == epoch and not self.swa_applied:
+            paths.append(self.out_dir / "best.pt")  # the best epoch is the last: one file's bytes for both
+            self.best = last
+        elif self.best is not None:
             self.best["metrics"] = dict(self.metrics)
-            save_checkpoint(self.best, self.out_dir / "best.pt")
+            self.writer.call(save_checkpoint_to, self.best, [self.out_dir / "best.pt"])
+        self.writer.call(save_checkpoint_to, last, paths)
         self.save_history()
 
     def resume(self) -> tuple[int, dict[str, Any] | None]:
@@ -302,17 +330,6 @@ def _read_if_readable(path: Path) -> dict[str, Any] | None:
         return read_checkpoint(path)
     except CheckpointError:
         return None
-
-
-def _cpu_copy(value: Any) -> Any:
-    """``value`` with every tensor copied to the CPU (dicts, lists and tuples rebuilt; other values shared)."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {k: _cpu_copy(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_cpu_copy(v) for v in value)
-    return value
 
 
 def _check_resume_config(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
