@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
@@ -75,3 +77,21 @@ def test_a_onednn_isa_cap_below_bf16_turns_native_bf16_off(tmp_path, monkeypatch
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX512_CORE")  # the older name
     assert not native_mixed_precision("cpu", info)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_reuse_freed_memory_stops_page_faults_of_repeated_large_allocations() -> None:
+    import resource
+
+    from resnet_course.devices import reuse_freed_memory
+
+    def faults_of_allocations() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(20):
+            torch.ones(64 << 20, dtype=torch.uint8)  # 64 MB: above glibc's largest automatic mmap threshold
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    assert reuse_freed_memory()
+    assert reuse_freed_memory()  # once per process; later calls say it is applied
+    faults_of_allocations()  # the heap grows once
+    assert faults_of_allocations() < 1000  # 20 × 16,384 pages without it

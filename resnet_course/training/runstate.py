@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import SWALR, AveragedModel
 
+from resnet_course.devices import reuse_freed_memory
 from resnet_course.distributed import World, world
 from resnet_course.training.checkpoints import (
     CheckpointError,
@@ -89,6 +90,8 @@ class RunState:
         through ``DistributedDataParallel`` (``config.sync_bn``: BatchNorm statistics over all processes);
         ``model`` itself stays unwrapped, and that is what checkpoints hold."""
         here = world()
+        if config.torch_device.type == "cpu":
+            reuse_freed_memory()  # no page faults for each step's activations
         model.to(config.torch_device)
         if config.sync_bn and here.distributed:
             _check_sync_bn(here, config)
