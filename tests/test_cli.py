@@ -300,7 +300,7 @@ def test_python_dash_m_entry_point() -> None:
     assert proc.returncode == 0 and "--top-k" in proc.stdout
 
 
-def test_train_options_take_their_defaults_from_train_config() -> None:
+def test_train_options_take_their_defaults_from_train_config(monkeypatch) -> None:
     import dataclasses
 
     from resnet_course.training.config import TrainConfig
@@ -325,9 +325,51 @@ def test_train_options_take_their_defaults_from_train_config() -> None:
         "seed",
         "device",
     }
-    assert all(getattr(args, k) == fields[k] for k in shared - {"epochs", "amp"})
-    assert args.amp == "auto"  # the one exception: mixed precision wherever the hardware runs it natively
+    assert all(getattr(args, k) == fields[k] for k in shared - {"epochs", "amp", "batch_size"})
+    assert args.amp == "auto"  # exceptions: mixed precision wherever the hardware runs it natively,
+    assert args.batch_size is None  # and the batch size (with SGD's lr) from the run profile
+    monkeypatch.setenv("RESNET_COURSE_PROFILE", "smoke")
     assert cli._config_from_args(args) == TrainConfig(epochs=1, amp="auto")
+
+
+@pytest.mark.parametrize(
+    ("extra", "world_size"),
+    [
+        ([], 1),  # the cpu profile's recipe
+        (["--batch-size", "32"], 1),  # its lr scaled to the batch
+        ([], 2),  # and to the global batch of 2 processes
+        (["--lr", "0.05"], 1),
+        (["--optimizer", "adamw"], 1),  # AdamW keeps its own default (1e-3)
+    ],
+)
+def test_batch_size_and_lr_left_unset_come_from_the_profile(monkeypatch, extra, world_size) -> None:
+    from resnet_course.profiles import get_profile
+
+    cpu = get_profile("cpu")
+    monkeypatch.setenv("RESNET_COURSE_PROFILE", "cpu")
+    monkeypatch.setenv("WORLD_SIZE", str(world_size))
+    argv = ["train", "--model", "resnet20", "--data", "shapes10", "--epochs", "1", "--out", "x", *extra]
+    args = cli.build_parser().parse_args(argv)
+    config = cli._config_from_args(args)
+    batch = 32 if "--batch-size" in extra else cpu.batch_size
+    assert config.batch_size == batch
+    if "--lr" in extra:
+        assert config.lr == 0.05
+    elif "--optimizer" in extra:
+        assert config.lr is None and config.effective_lr() == 1e-3
+    else:
+        assert config.lr == pytest.approx(cpu.lr * batch * world_size / cpu.batch_size)
+    assert "the cpu profile's (RESNET_COURSE_PROFILE=cpu)" in args.recipe
+
+
+def test_train_says_which_recipe_it_took(capsys, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RESNET_COURSE_PROFILE", "smoke")
+    argv = ["train", "--model", "resnet20", "--epochs", "1", "--out", str(tmp_path / "run"), *TINY]
+    argv.remove("--no-progress")
+    argv[argv.index("--batch-size") : argv.index("--batch-size") + 2] = []
+    code, _, err = run(capsys, *argv)
+    assert code == 0
+    assert "recipe: batch 128, lr 0.1 — the smoke profile's (RESNET_COURSE_PROFILE=smoke)" in err
 
 
 def test_amp_option_takes_auto_on_off_and_alone_means_on() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -37,6 +38,8 @@ _CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 # except: the command line computes in bf16/fp16 wherever the hardware runs it natively (the library's default is
 # fp32 everywhere, so that code calling fit gives the same numbers on every machine)
 _CONFIG_DEFAULTS["amp"] = "auto"
+# and: batch size and SGD's learning rate come from the run profile's recipe (see _profile_recipe)
+_CONFIG_DEFAULTS["batch_size"] = None
 
 
 class CLIError(Exception):
@@ -102,9 +105,10 @@ def _add_train_parser(sub: Any) -> None:
         "train",
         help="train a model and write DIR/last.pt, DIR/best.pt and DIR/history.json",
         description="Train a registry model on a dataset. The defaults are a good recipe: SGD with Nesterov "
-        "momentum, lr 0.1 per 128 images, weight decay 5e-4 (not on BN/bias), one-cycle with warm-up, label "
-        "smoothing 0.1, crop+flip augmentation, channels_last. best.pt is chosen on the validation split; "
-        "the final model is evaluated once on the test split.",
+        "momentum, the run profile's batch size and learning rate (on a CPU 64 images and 0.15, tuned on real "
+        "CIFAR-10; elsewhere lr 0.1 per 128 images), weight decay 5e-4 (not on BN/bias), one-cycle with warm-up, "
+        "label smoothing 0.1, crop+flip augmentation, channels_last, bf16/fp16 where the hardware runs it "
+        "natively. best.pt is chosen on the validation split; the final model is evaluated once on the test split.",
     )
     t.add_argument(
         "--model",
@@ -151,12 +155,19 @@ def _add_config_options(t: argparse.ArgumentParser) -> None:
     """``train``'s options that set :class:`TrainConfig` fields; each default is the field's default."""
     add_config = _config_option_adder(t)
     add_config("epochs", required=True, type=_positive_int, metavar="N", help="number of epochs")
-    add_config("batch_size", type=_positive_int, metavar="B", help="batch size (default %(default)s)")
+    add_config(
+        "batch_size",
+        type=_positive_int,
+        metavar="B",
+        help="batch size per process (default: the run profile's, RESNET_COURSE_PROFILE or the hardware: 64 on "
+        "a CPU, 512 on a GPU, 128 in smoke)",
+    )
     add_config(
         "lr",
         type=_positive_float,
         metavar="LR",
-        help="peak learning rate (default: 0.1 x B/128 for SGD, 1e-3 for AdamW)",
+        help="peak learning rate (default for SGD: the profile's, scaled linearly to B x processes — 0.15 per 64 "
+        "images on a CPU, 0.1 per 128 elsewhere; 1e-3 for AdamW)",
     )
     add_config("optimizer", choices=OPTIMIZERS, help="optimizer (default %(default)s)")
     add_config(
@@ -287,11 +298,48 @@ def _config_option_adder(parser: argparse.ArgumentParser) -> Callable[..., None]
 
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` of the ``train`` options (the config resolves the device, once)."""
+    """The :class:`TrainConfig` of the ``train`` options (the config resolves the device, once); the batch size
+    and learning rate left unset come from :func:`_profile_recipe`. Sets ``args.recipe`` to the line that says
+    which recipe the run takes (empty when both were given)."""
+    values = {k: v for k, v in vars(args).items() if k in _CONFIG_DEFAULTS}
     try:
-        return TrainConfig(**{k: v for k, v in vars(args).items() if k in _CONFIG_DEFAULTS})
+        recipe, source = _profile_recipe(values["batch_size"], values["lr"], values["optimizer"])
+        config = TrainConfig(**{**values, **recipe})
     except ValueError as e:
         raise CLIError(_one_line(e)) from None
+    args.recipe = ""
+    if source:
+        per = " per process" if _processes() > 1 else ""
+        args.recipe = (
+            f"recipe: batch {config.batch_size}{per}, lr {config.effective_lr():.3g} — {source}; "
+            "--batch-size/--lr set them"
+        )
+    return config
+
+
+def _processes() -> int:
+    """The processes of this training: ``WORLD_SIZE`` under torchrun, else 1."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def _profile_recipe(batch_size: int | None, lr: float | None, optimizer: str) -> tuple[dict[str, Any], str]:
+    """``({"batch_size", "lr"}, where they come from)``: the values given, the others from the run profile
+    (:func:`~resnet_course.profiles.get_profile`). The profile's SGD learning rate belongs to its batch size on one
+    process; for another batch size, or several processes under torchrun, it is scaled linearly (Goyal et al.
+    2017). A profile without a learning rate, and AdamW, leave ``lr`` to :class:`TrainConfig` (0.1 x global
+    batch/128 for SGD, 1e-3 for AdamW)."""
+    from resnet_course.profiles import get_profile
+
+    if batch_size is not None and lr is not None:
+        return {"batch_size": batch_size, "lr": lr}, ""
+    profile = get_profile()
+    batch = batch_size if batch_size is not None else profile.batch_size
+    if lr is None and optimizer == "sgd" and profile.lr is not None:
+        lr = profile.lr * batch * _processes() / profile.batch_size
+    return {
+        "batch_size": batch,
+        "lr": lr,
+    }, f"the {profile.name} profile's ({profile.chosen_by.split(',')[0]})"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -375,6 +423,8 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
     if bundle.storage and talk:
         print(f"data: {bundle.storage}", file=sys.stderr)
     if talk:
+        if args.recipe:
+            print(args.recipe, file=sys.stderr)
         print(f"precision: {config.amp_choice()}", file=sys.stderr)
     torch.manual_seed(config.seed)
     model = create_for_data(args.model, len(bundle.classes), bundle.image_size)
