@@ -28,6 +28,7 @@ from typing import Any
 
 from resnet_course.devices import DEVICE_CHOICES
 from resnet_course.models.registry import create_for_data, list_models
+from resnet_course.profiles import PROFILES, get_profile
 from resnet_course.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from resnet_course.training.runlock import RunFolderBusy
 
@@ -40,6 +41,7 @@ _CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 _CONFIG_DEFAULTS["amp"] = "auto"
 # and: batch size and SGD's learning rate come from the run profile's recipe (see _profile_recipe)
 _CONFIG_DEFAULTS["batch_size"] = None
+_CPU = PROFILES["cpu"]  # for the help texts
 
 
 class CLIError(Exception):
@@ -105,8 +107,9 @@ def _add_train_parser(sub: Any) -> None:
         "train",
         help="train a model and write DIR/last.pt, DIR/best.pt and DIR/history.json",
         description="Train a registry model on a dataset. The defaults are a good recipe: SGD with Nesterov "
-        "momentum, the run profile's batch size and learning rate (on a CPU 64 images and 0.15, tuned on real "
-        "CIFAR-10; elsewhere lr 0.1 per 128 images), weight decay 5e-4 (not on BN/bias), one-cycle with warm-up, "
+        f"momentum, the run profile's batch size and learning rate (on a CPU {_CPU.batch_size} images and "
+        f"{_CPU.lr:g}, tuned on real CIFAR-10; elsewhere lr 0.1 per 128 images), weight decay 5e-4 (not on "
+        "BN/bias), one-cycle with warm-up, "
         "label smoothing 0.1, crop+flip augmentation, channels_last, bf16/fp16 where the hardware runs it "
         "natively. best.pt is chosen on the validation split; the final model is evaluated once on the test split.",
     )
@@ -152,22 +155,23 @@ def _add_train_parser(sub: Any) -> None:
 
 
 def _add_config_options(t: argparse.ArgumentParser) -> None:
-    """``train``'s options that set :class:`TrainConfig` fields; each default is the field's default."""
+    """``train``'s options that set :class:`TrainConfig` fields; each default is the field's default, except
+    ``amp`` and ``batch_size`` (see ``_CONFIG_DEFAULTS``)."""
     add_config = _config_option_adder(t)
     add_config("epochs", required=True, type=_positive_int, metavar="N", help="number of epochs")
     add_config(
         "batch_size",
         type=_positive_int,
         metavar="B",
-        help="batch size per process (default: the run profile's, RESNET_COURSE_PROFILE or the hardware: 64 on "
-        "a CPU, 512 on a GPU, 128 in smoke)",
+        help="batch size per process (default: the run profile's, RESNET_COURSE_PROFILE or the hardware: "
+        f"{_CPU.batch_size} on a CPU, {PROFILES['gpu'].batch_size} on a GPU, {PROFILES['smoke'].batch_size} in smoke)",
     )
     add_config(
         "lr",
         type=_positive_float,
         metavar="LR",
-        help="peak learning rate (default for SGD: the profile's, scaled linearly to B x processes — 0.15 per 64 "
-        "images on a CPU, 0.1 per 128 elsewhere; 1e-3 for AdamW)",
+        help="peak learning rate (default for SGD: the profile's, scaled linearly to B x processes — "
+        f"{_CPU.lr:g} per {_CPU.batch_size} images on a CPU, 0.1 per 128 elsewhere; 1e-3 for AdamW)",
     )
     add_config("optimizer", choices=OPTIMIZERS, help="optimizer (default %(default)s)")
     add_config(
@@ -328,7 +332,6 @@ def _profile_recipe(batch_size: int | None, lr: float | None, optimizer: str) ->
     process; for another batch size, or several processes under torchrun, it is scaled linearly (Goyal et al.
     2017). A profile without a learning rate, and AdamW, leave ``lr`` to :class:`TrainConfig` (0.1 x global
     batch/128 for SGD, 1e-3 for AdamW)."""
-    from resnet_course.profiles import get_profile
 
     if batch_size is not None and lr is not None:
         return {"batch_size": batch_size, "lr": lr}, ""
