@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -76,4 +78,21 @@ def test_an_error_is_raised_at_the_next_request_once_it_happened(tmp_path: Path)
     writer._pending[-1].exception()  # wait until it has failed
     with pytest.raises(RuntimeError, match="disk full"):
         writer.save(ckpt(1.0), [tmp_path / "last.pt"])
+    writer.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_waits_until_the_pending_writes_are_done(tmp_path: Path) -> None:
+    writer, done = BackgroundWriter(), threading.Event()
+
+    def slow_write() -> None:
+        time.sleep(0.5)
+        done.set()
+
+    writer.call(slow_write)
+    pid = os.fork()  # as DataLoader workers start: the writer's thread must not be inside a write
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert done.is_set()
     writer.close()

@@ -165,8 +165,6 @@ def _run_epochs(
         for epoch in range(start_epoch, config.epochs):
             if run.swa_model is not None and epoch >= config.swa_start_epoch():
                 run.start_swa_phase()
-            if _starts_processes(train_loader):
-                run.flush()  # no fork while the writer's thread is inside a write
             tally = _train_one_epoch(run, train_loader, epoch, n_batches, partial, progress, sigint)
             partial = None
             if run.world.distributed:
@@ -251,14 +249,7 @@ def _finish(
         }
         run.save_history()
     if test_loader is not None:
-        if _starts_processes(test_loader):
-            run.flush()
         run.record_test(evaluate(run.model, test_loader))
-
-
-def _starts_processes(loader: Iterable[Any] | None) -> bool:
-    """Whether iterating ``loader`` forks worker processes (a ``DataLoader`` or ``StreamLoader`` with workers)."""
-    return getattr(loader, "num_workers", 0) > 0
 
 
 def _mark_stopped(run: RunState, stop: BaseException, epoch: int) -> None:
@@ -449,8 +440,6 @@ def _end_epoch(run: RunState, val_loader: Iterable[Any] | None, epoch: int, tall
         raise ValueError("the training loader yielded no images")
     val_loss = val_acc = None
     if val_loader is not None:
-        if _starts_processes(val_loader):
-            run.flush()  # no fork while the writer's thread is inside a write
         metrics = evaluate(run.model, val_loader, amp_dtype=run.config.autocast_dtype())
         val_loss, val_acc = metrics["loss"], metrics["accuracy"]
     lr = tally.lr if tally.lr is not None else float(run.optimizer.param_groups[0]["lr"])

@@ -25,7 +25,6 @@ from resnet_course.devices import reuse_freed_memory
 from resnet_course.distributed import World, world
 from resnet_course.training.checkpoints import (
     CheckpointError,
-    cpu_copy,
     load_weights,
     make_checkpoint,
     read_checkpoint,
@@ -180,11 +179,10 @@ class RunState:
         if not self.writes:
             return
         assert self.writer is not None and self.out_dir is not None
-        snapshot = cpu_copy(self.checkpoint(epoch, partial))
         paths = [self.out_dir / "last.pt"] + ([self.out_dir / "best.pt"] if best else [])
+        snapshot = self.writer.save(self.checkpoint(epoch, partial), paths)
         if best:
             self.best = snapshot
-        self.writer.call(save_checkpoint_to, snapshot, paths)
         if partial is not None:
             self.writer.flush()
 
@@ -223,15 +221,16 @@ class RunState:
         if not self.writes:
             return
         self.flush()  # self.best may still be being written
-        last = cpu_copy(self.checkpoint(epoch))
         paths = [self.out_dir / "last.pt"]
-        if self.best is not None and self.best["epoch"] == epoch and not self.swa_applied:
-            paths.append(self.out_dir / "best.pt")  # the best epoch is the last: one file's bytes for both
-            self.best = last
+        best_is_last = self.best is not None and self.best["epoch"] == epoch and not self.swa_applied
+        if best_is_last:
+            paths.append(self.out_dir / "best.pt")  # one file's bytes for both
         elif self.best is not None:
             self.best["metrics"] = dict(self.metrics)
             self.writer.call(save_checkpoint_to, self.best, [self.out_dir / "best.pt"])
-        self.writer.call(save_checkpoint_to, last, paths)
+        last = self.writer.save(self.checkpoint(epoch), paths)
+        if best_is_last:
+            self.best = last
         self.save_history()
 
     def resume(self) -> tuple[int, dict[str, Any] | None]:

@@ -5,13 +5,16 @@ optimizer state) on a laptop CPU. :class:`BackgroundWriter` takes a snapshot of 
 tensors, about 10 ms) and serialises and writes it in one background thread while the next epoch trains. Files are
 written in the order asked, each atomically (:func:`~resnet_course.training.checkpoints.save_checkpoint_to`), so a
 crash leaves the previous complete file; :meth:`BackgroundWriter.flush` waits for every write asked so far and
-raises the first one that failed.
+raises the first one that failed. Before the process forks (DataLoader workers, for instance) every writer finishes
+what it was asked, so that no child starts while the writer's thread is inside a write.
 """
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +29,14 @@ class BackgroundWriter:
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resnet_course-writer")
         self._pending: list[Future[Any]] = []
+        _WRITERS.add(self)
 
-    def save(self, checkpoint: dict[str, Any], paths: Sequence[str | Path]) -> None:
-        """Write ``checkpoint`` as it is now to every path in ``paths`` (serialised once)."""
-        self.call(save_checkpoint_to, cpu_copy(checkpoint), [Path(p) for p in paths])
+    def save(self, checkpoint: dict[str, Any], paths: Sequence[str | Path]) -> dict[str, Any]:
+        """Write ``checkpoint`` as it is now to every path in ``paths`` (serialised once); returns the snapshot that
+        is written (a copy of its tensors), which must not change afterwards."""
+        snapshot = cpu_copy(checkpoint)
+        self.call(save_checkpoint_to, snapshot, [Path(p) for p in paths])
+        return snapshot
 
     def call(self, write: Callable[..., Any], *args: Any) -> None:
         """Run ``write(*args)`` after the writes asked before; ``args`` must not change afterwards."""
@@ -54,3 +61,15 @@ class BackgroundWriter:
         self._pending = [f for f in self._pending if not f.done()]
         for future in done:
             future.result()
+
+
+_WRITERS: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()
+
+
+def _finish_writes_before_fork() -> None:
+    """``os.register_at_fork`` hook: wait for every live writer's pending writes (errors stay for its next flush)."""
+    for writer in list(_WRITERS):
+        wait(writer._pending)
+
+
+os.register_at_fork(before=_finish_writes_before_fork)
