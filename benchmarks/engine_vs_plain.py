@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from notebook_runs import ISA_CAPS, cap_isa, machine  # noqa: E402  (shared with benchmarks/lessons.py and the render tool)
+from notebook_runs import add_isa_option, cap_isa, machine  # noqa: E402  (shared with benchmarks/lessons.py and the render tool)
 
 BATCH = 128
 VAL_FRACTION = 0.1
@@ -184,12 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="3,000 images, 1 epoch, one run each (CI: well under a minute)"
     )
-    parser.add_argument(
-        "--isa",
-        choices=sorted(ISA_CAPS),
-        help="compute like a CPU with only this instruction set (avx2: the AVX2-only kind of machine), "
-        "by capping oneDNN and ATen in every process",
-    )
+    add_isa_option(parser)
     parser.add_argument("--plain-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     cap_isa(args.isa)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from notebook_runs import ISA_CAPS, cap_isa, machine  # noqa: E402
+from notebook_runs import add_isa_option, cap_isa, machine  # noqa: E402
 
 RECIPES = ("plain", "cpu-profile", "config-fp32", "config-bf16")
 VAL_FRACTION = 0.1
@@ -147,12 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=16)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
-    p.add_argument(
-        "--isa",
-        choices=sorted(ISA_CAPS),
-        help="compute like a CPU with only this instruction set (avx2: the AVX2-only kind of machine), "
-        "by capping oneDNN and ATen in every process",
-    )
+    add_isa_option(p)
     p.add_argument("--json", type=Path, default=None, help="also write every run's rows to this file")
     p.add_argument(
         "--table-from", type=Path, default=None, help="print the table of a --json file, run nothing"

@@ -40,6 +40,16 @@ def used_stand_in(text: str) -> bool:
 ISA_CAPS = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
 
 
+def add_isa_option(parser: Any) -> None:
+    """``--isa``, for :func:`cap_isa`: the option the render tool and the benchmarks share."""
+    parser.add_argument(
+        "--isa",
+        choices=sorted(ISA_CAPS),
+        help="compute like a CPU with only this instruction set (avx2: the AVX2-only kind of machine), "
+        "by capping oneDNN and ATen in every process",
+    )
+
+
 def cap_isa(isa: str | None) -> None:
     """Cap the instruction set of this process and of every process it starts (``None`` leaves it as it is). Call it
     before the first convolution: oneDNN and ATen read these variables once."""

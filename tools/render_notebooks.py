@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from notebook_runs import (
-    ISA_CAPS,
     NOTEBOOKS,
+    add_isa_option,
     cap_isa,
     describe_data,
     execute_notebook,
@@ -95,12 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=["smoke", "cpu", "gpu"],
         help="profile to run (default cpu); only cpu outputs are written, others are only timed",
     )
-    parser.add_argument(
-        "--isa",
-        choices=sorted(ISA_CAPS),
-        help="compute like a CPU with only this instruction set (avx2: the AVX2-only kind of machine), "
-        "by capping oneDNN and ATen in every process",
-    )
+    add_isa_option(parser)
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
     parser.add_argument(
         "--times", type=Path, help="also write the wall seconds per notebook to this JSON file"
