@@ -14,6 +14,7 @@ __all__ = [
     "default_device",
     "resolve_device",
     "accelerator_available",
+    "cpu_bf16_support",
     "cpu_bf16_flags",
     "onednn_isa_cap",
     "reuse_freed_memory",
@@ -58,30 +59,61 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
-def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
-    """The x86 bf16 instruction flags of this CPU (``avx512_bf16``, ``amx_bf16``) as text: "none (...)" when it has
-    neither or when :func:`onednn_isa_cap` keeps oneDNN from using them, "unknown (...)" where ``cpuinfo`` is
-    unreadable or lists no flags (not Linux, or not x86).
+def cpu_bf16_support(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[bool, str]:
+    """Whether bf16 autocast (``TrainConfig(amp=True)`` on a CPU) pays on this CPU, and its bf16 flags as text.
 
-    bf16 autocast (``TrainConfig(amp=True)`` on a CPU) is fast only with such instructions; without them it
-    mostly adds casts.
+    Measured for this course, 2-core machines, whole training runs against fp32:
+
+    * Intel with AMX (``amx_bf16``: Sapphire Rapids and newer Xeons): 1.5-1.7x faster → True;
+    * AMD with ``avx512_bf16`` (a Zen 4 EPYC): 2.2-2.9x faster per training step → True;
+    * Intel with ``avx512_bf16`` but no AMX (an Emerald Rapids VM that hides AMX; Cooper Lake has the same
+      instructions): 1.6x *slower* — oneDNN's avx512_core_bf16 kernels gain no arithmetic there and the casts
+      cost → False;
+    * neither flag (most laptops, AVX2-only servers): up to 14x slower → False.
+
+    The text is e.g. ``"amx_bf16, avx512_bf16"``; it starts with "none" when the CPU has no bf16 instructions or
+    :func:`onednn_isa_cap` keeps oneDNN below the ones that pay, with "unknown" where ``cpuinfo`` is unreadable or
+    lists no flags (not Linux, or not x86), and with "avx512_bf16 without AMX" on such an Intel CPU.
     """
     try:
         lines = Path(cpuinfo).read_text().splitlines()
         flags = next(line for line in lines if line.startswith("flags"))
     except (OSError, StopIteration):
-        return f"unknown (no x86 flags in {cpuinfo})"
+        return False, f"unknown (no x86 flags in {cpuinfo})"
+    vendor = next((line.split(":", 1)[-1].strip() for line in lines if line.startswith("vendor_id")), "")
     found = sorted({"avx512_bf16", "amx_bf16"} & set(flags.split(":", 1)[-1].split()))
     if not found:
-        return "none (neither avx512_bf16 nor amx_bf16)"
+        return False, "none (neither avx512_bf16 nor amx_bf16)"
+    needed = "AVX512_CORE_AMX" if "amx_bf16" in found or vendor != "AuthenticAMD" else "AVX512_CORE_BF16"
     cap = onednn_isa_cap()
-    if cap is not None and cap.split("=", 1)[1].upper() in _ISAS_WITHOUT_BF16:
-        return f"none ({', '.join(found)} present, but {cap} keeps oneDNN below them)"
-    return ", ".join(found)
+    if cap is not None and _ISA_RANK.get(cap.split("=", 1)[1].upper(), 99) < _ISA_RANK[needed]:
+        return False, f"none ({', '.join(found)} present, but {cap} keeps oneDNN below {needed})"
+    if "amx_bf16" not in found and vendor != "AuthenticAMD":
+        return False, "avx512_bf16 without AMX (slower than fp32 on Intel CPUs)"
+    return True, ", ".join(found)
 
 
-# oneDNN's ISA names (``ONEDNN_MAX_CPU_ISA``) below AVX512_CORE_BF16: a cap at one of them leaves bf16 unused.
-_ISAS_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The text of :func:`cpu_bf16_support`: this CPU's bf16 flags (``avx512_bf16``, ``amx_bf16``), or why bf16
+    autocast would not pay here."""
+    return cpu_bf16_support(cpuinfo)[1]
+
+
+# oneDNN's ISA names (``ONEDNN_MAX_CPU_ISA``), ranked: a cap at one keeps oneDNN from every higher rank. The
+# AVX10 names are aliases of the AVX-512 ones of the same rank.
+_ISA_RANK = {
+    **{name: rank for rank, name in enumerate(("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE"))},
+    "AVX512_CORE_VNNI": 6,
+    "AVX512_CORE_BF16": 7,
+    "AVX512_CORE_FP16": 8,
+    "AVX10_1_512": 8,
+    "AVX512_CORE_AMX": 9,
+    "AVX10_1_512_AMX": 9,
+    "AVX512_CORE_AMX_FP16": 10,
+    "AVX10_1_512_AMX_FP16": 10,
+    "AVX10_2_512": 11,
+    "AVX10_2_512_AMX_2": 12,
+}
 
 
 def onednn_isa_cap() -> str | None:
@@ -101,18 +133,15 @@ def onednn_isa_cap() -> str | None:
 
 def native_mixed_precision(device: str | torch.device | None = None, cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     """True where mixed precision (``TrainConfig(amp=True)``) runs on native low-precision arithmetic, so that it
-    pays: every CUDA GPU (bf16 where supported, else fp16 tensor cores), and a CPU with ``avx512_bf16`` or
-    ``amx_bf16`` (e.g. Intel Cooper Lake and Sapphire Rapids Xeons, AMD Zen 4; measured for this course only on a
-    2-core Xeon with AMX, where whole runs were about 1.5-1.7x faster). False on Apple MPS and on CPUs without
-    those instructions (most laptops, AVX2-only servers), where bf16 autocast mostly adds casts and was measured
-    14x *slower* than fp32. ``device=None`` means :func:`default_device`.
+    pays: every CUDA GPU (bf16 where supported, else fp16 tensor cores), and a CPU on which bf16 autocast was
+    measured faster than fp32 — Intel with AMX, AMD with ``avx512_bf16`` (:func:`cpu_bf16_support` gives the
+    figures). False on Apple MPS and on every other CPU. ``device=None`` means :func:`default_device`.
     """
     dev = default_device() if device is None else resolve_device(device)
     if dev.type == "cuda":
         return True
     if dev.type == "cpu":
-        flags = cpu_bf16_flags(cpuinfo)
-        return not flags.startswith(("none", "unknown"))
+        return cpu_bf16_support(cpuinfo)[0]
     return False
 
 

@@ -316,8 +316,8 @@ def resolve_amp(profile_name: str) -> tuple[bool, str]:
     """Whether a profile's trainings use mixed precision, and why (for ``chosen_by``; empty when off by default).
 
     ``RESNET_COURSE_AMP`` = ``on`` / ``off`` decides; unset or ``auto``: on in the cpu and gpu profiles exactly
-    where the hardware runs it natively (:func:`~resnet_course.devices.native_mixed_precision`: CUDA, or a CPU
-    with avx512_bf16/amx_bf16), off in smoke (CI results stay the same on every machine).
+    where the hardware runs it natively (:func:`~resnet_course.devices.native_mixed_precision`: CUDA, an Intel CPU
+    with AMX or an AMD CPU with avx512_bf16), off in smoke (CI results stay the same on every machine).
     """
     setting = os.environ.get(AMP_ENV, "").strip().lower() or "auto"
     if setting not in AMP_CHOICES:

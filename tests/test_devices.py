@@ -56,6 +56,32 @@ def test_native_mixed_precision_follows_the_cpu_flags(tmp_path) -> None:
     assert not native_mixed_precision("cpu", tmp_path / "missing")  # unknown: off
 
 
+def test_avx512_bf16_pays_on_amd_but_not_on_intel_without_amx(tmp_path, monkeypatch) -> None:
+    from resnet_course.devices import cpu_bf16_support
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    info = tmp_path / "cpuinfo"
+    flags = "flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_fp16\n"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n" + flags)
+    assert cpu_bf16_support(info) == (True, "avx512_bf16")
+    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\n" + flags)  # measured 1.6x slower than fp32
+    assert cpu_bf16_support(info) == (False, "avx512_bf16 without AMX (slower than fp32 on Intel CPUs)")
+    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\n" + flags.replace("avx512f", "avx512f amx_bf16"))
+    assert cpu_bf16_support(info) == (True, "amx_bf16, avx512_bf16")
+    for cap in ("AVX512_CORE_BF16", "AVX10_1_512"):  # below AMX: the AVX-512 bf16 kernels only
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        fast, text = cpu_bf16_support(info)
+        assert not fast and text.endswith(f"ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN below AVX512_CORE_AMX)")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX10_1_512_AMX")  # the AVX10 name of AVX512_CORE_AMX
+    assert cpu_bf16_support(info)[0]
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n" + flags)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")  # enough on AMD
+    assert cpu_bf16_support(info)[0]
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI")
+    assert not cpu_bf16_support(info)[0]
+
+
 def test_a_onednn_isa_cap_below_bf16_turns_native_bf16_off(tmp_path, monkeypatch) -> None:
     from resnet_course.devices import cpu_bf16_flags, native_mixed_precision, onednn_isa_cap
 
@@ -66,7 +92,7 @@ def test_a_onednn_isa_cap_below_bf16_turns_native_bf16_off(tmp_path, monkeypatch
     assert onednn_isa_cap() == "ONEDNN_MAX_CPU_ISA=avx2"
     assert (
         cpu_bf16_flags(info)
-        == "none (amx_bf16, avx512_bf16 present, but ONEDNN_MAX_CPU_ISA=avx2 keeps oneDNN below them)"
+        == "none (amx_bf16, avx512_bf16 present, but ONEDNN_MAX_CPU_ISA=avx2 keeps oneDNN below AVX512_CORE_AMX)"
     )
     assert not native_mixed_precision("cpu", info)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")  # a cap above bf16 changes nothing

@@ -61,7 +61,7 @@ def machine() -> str:
     """CPU model, logical CPUs, the flags that decide training speed (as lscpu reports them) and the GPU if any."""
     import torch
 
-    from resnet_course.devices import cpu_bf16_flags, onednn_isa_cap
+    from resnet_course.devices import cpu_bf16_support, onednn_isa_cap
 
     try:
         text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -70,9 +70,11 @@ def machine() -> str:
         name = fields.get("Model name", platform.machine()).strip()
     except (OSError, subprocess.CalledProcessError):
         flags, name = set(), platform.processor() or platform.machine()
-    native = cpu_bf16_flags()
-    if not native.startswith(("none", "unknown")):
+    fast, native = cpu_bf16_support()
+    if fast:
         kind = "with " + " and ".join(native.split(", "))
+    elif native.startswith("avx512_bf16"):
+        kind = native
     else:
         kind = "AVX2, no native bf16" if "avx2" in flags else "no bf16"
     cap = onednn_isa_cap()

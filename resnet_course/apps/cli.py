@@ -194,8 +194,8 @@ def _add_config_options(t: argparse.ArgumentParser) -> None:
         type=_amp_setting,
         metavar="auto|on|off",
         help="mixed precision (bf16 autocast on CPU; bf16 or fp16 with a gradient scaler on CUDA): 'auto' "
-        "(default) turns it on exactly where the hardware runs it natively — CUDA, CPUs with avx512_bf16/"
-        "amx_bf16 — and off elsewhere; --amp alone = on",
+        "(default) turns it on exactly where the hardware runs it natively — CUDA, Intel CPUs with AMX, "
+        "AMD CPUs with avx512_bf16 — and off elsewhere; --amp alone = on",
     )
     add_config("swa", action="store_true", help="stochastic weight averaging over the last 25%% of epochs")
     add_config(

@@ -69,9 +69,9 @@ class TrainConfig:
         onecycle_final_div_factor: one-cycle ends at ``lr / (div_factor × final_div_factor)``.
         label_smoothing: cross-entropy label smoothing (0 disables).
         amp: mixed precision with ``torch.autocast``: bf16 on CPU; on CUDA bf16 where supported, else fp16
-            with a ``GradScaler``. ``"auto"``: on exactly where the hardware runs it natively (CUDA GPUs, CPUs
-            with ``avx512_bf16``/``amx_bf16``: :func:`~resnet_course.devices.native_mixed_precision`), off
-            elsewhere (Apple MPS, AVX2-only CPUs, where autocast mostly adds casts); resolved to ``True``/``False``
+            with a ``GradScaler``. ``"auto"``: on exactly where the hardware runs it natively (CUDA GPUs, Intel CPUs
+            with AMX, AMD CPUs with ``avx512_bf16``: :func:`~resnet_course.devices.native_mixed_precision`), off
+            elsewhere (Apple MPS, other CPUs, where autocast was measured slower than fp32); resolved to ``True``/``False``
             when the config is made, and :meth:`amp_choice` says what was chosen and why.
         amp_dtype: ``"auto"``, ``"float16"`` or ``"bfloat16"``.
         channels_last: NHWC memory format; ``None`` = on for CPU and CUDA, off for MPS.
