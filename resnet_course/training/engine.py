@@ -31,26 +31,24 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
-import threading
-import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
 from resnet_course.distributed import World, all_sum, any_true, gather, replica_difference, world
 from resnet_course.training.config import TrainConfig
 from resnet_course.training.history import History
+from resnet_course.training.interrupts import GracefulStop, deferred_sigint
 from resnet_course.training.predictions import batch_to_device, evaluate
 from resnet_course.training.runlock import RunFolderBusy, RunLock
 from resnet_course.training.runstate import RunState
+from resnet_course.training.tally import BufferSnapshot, EpochTally
 
 __all__ = ["TrainingDiverged", "fit"]
 
@@ -61,10 +59,6 @@ class TrainingDiverged(RuntimeError):
 
 class _Stop(Exception):
     """Internal: leave the training loop at a consistent point (a callback asked)."""
-
-
-class _GracefulStop(KeyboardInterrupt):
-    """Internal: Ctrl-C took effect at an optimizer-step boundary (on every process of a DDP job)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -138,7 +132,7 @@ def fit(
             start_epoch, partial = run.resume() if resume else (0, None)
             if progress and here.distributed:
                 tqdm.write(_ddp_line(config, here))
-            with _deferred_sigint() as sigint:
+            with deferred_sigint() as sigint:
                 loaders = (train_loader, val_loader, test_loader)
                 _run_epochs(run, loaders, start_epoch, partial, progress, sigint, callback)
         finally:
@@ -185,7 +179,7 @@ def _run_epochs(
         if (
             run.world.distributed
             and isinstance(stop, KeyboardInterrupt)
-            and not isinstance(stop, _GracefulStop)
+            and not isinstance(stop, GracefulStop)
         ):
             raise  # this process alone was interrupted: the others cannot meet it at the closing barrier
 
@@ -305,7 +299,7 @@ def _train_one_epoch(
     partial: dict[str, Any] | None,
     progress: bool,
     sigint: dict[str, bool],
-) -> _Tally:
+) -> EpochTally:
     """Train one epoch (from ``partial``'s position when resuming inside it) and return its totals.
 
     Ctrl-C (or an exception raised from inside the model, e.g. a hook) saves the state after the last complete
@@ -317,8 +311,8 @@ def _train_one_epoch(
     if hasattr(loader, "set_epoch"):
         loader.set_epoch(epoch)  # type: ignore[attr-defined]
     rng_epoch_start = run.rng_state()
-    tally = _Tally.resumed(partial if run.world.is_main else _without_sums(partial), config.torch_device)
-    bn = _BufferSnapshot(run.model) if run.writes else None  # only a process that saves needs the snapshot
+    tally = EpochTally.resumed(partial if run.world.is_main else _without_sums(partial), config.torch_device)
+    bn = BufferSnapshot(run.model) if run.writes else None  # only a process that saves needs the snapshot
     bar = tqdm(
         total=n_batches,
         initial=tally.batches,
@@ -348,12 +342,12 @@ def _train_one_epoch(
                 if bn is not None:
                     bn.take()
                 if stop:
-                    raise _GracefulStop
+                    raise GracefulStop
             bar.update(1)
     except KeyboardInterrupt as stop:
         bar.close()
         run.optimizer.zero_grad(set_to_none=True)
-        if isinstance(stop, _GracefulStop) or not run.world.distributed:  # every process stopped at this step
+        if isinstance(stop, GracefulStop) or not run.world.distributed:  # every process stopped at this step
             if run.world.distributed:
                 tally.reduce(run.world)
             if bn is not None:
@@ -371,7 +365,7 @@ def _check_every(config: TrainConfig) -> int:
     return 1 if config.torch_device.type == "cpu" else 20
 
 
-def _forward_backward(run: RunState, batch: Any, b: int, group_end: int, tally: _Tally) -> None:
+def _forward_backward(run: RunState, batch: Any, b: int, group_end: int, tally: EpochTally) -> None:
     """One batch: zero the gradients at the start of an accumulation group, forward, loss, backward (scaled by
     the group's size). Under DDP, batches before the group's last skip the gradient all-reduce (``no_sync``)."""
     config, device = run.config, run.config.torch_device
@@ -391,7 +385,7 @@ def _forward_backward(run: RunState, batch: Any, b: int, group_end: int, tally: 
 
 
 def _agree(
-    run: RunState, tally: _Tally, bar: Any, epoch: int, batch: int, sigint: dict[str, bool], n_batches: int
+    run: RunState, tally: EpochTally, bar: Any, epoch: int, batch: int, sigint: dict[str, bool], n_batches: int
 ) -> bool:
     """DDP: all processes learn whether any saw a NaN/inf loss (then all raise :class:`TrainingDiverged`) or a
     Ctrl-C (then all stop after this step): one small all-reduce at every optimizer step on the CPU, every 20th
@@ -434,7 +428,7 @@ def _schedule_step(run: RunState) -> None:
         run.schedule.step()
 
 
-def _end_epoch(run: RunState, val_loader: Iterable[Any] | None, epoch: int, tally: _Tally) -> None:
+def _end_epoch(run: RunState, val_loader: Iterable[Any] | None, epoch: int, tally: EpochTally) -> None:
     """Validate, advance the per-epoch schedule (or SWA), record the epoch, and save last/best/history."""
     if tally.seen == 0:
         raise ValueError("the training loader yielded no images")
@@ -486,94 +480,7 @@ def _finish_swa(run: RunState, train_loader: Iterable[Any], val_loader: Iterable
     run.save_history()
 
 
-@dataclass
-class _Tally:
-    """An epoch's running totals: ``batches``, ``loss``, ``correct``, ``seen`` as of its last completed optimizer
-    step (what a mid-epoch checkpoint records), the device-side sums of the accumulation group in progress, the
-    learning rate of the last step (``None`` before the first) and ``seconds`` of training before ``started``
-    (time spent before an interruption; the epoch's total once its training ends)."""
-
-    batches: int
-    loss: float
-    correct: int
-    seen: int
-    seconds: float
-    pending_loss: Tensor
-    pending_correct: Tensor
-    pending_seen: int = 0
-    lr: float | None = None
-    started: float = 0.0
-
-    @classmethod
-    def resumed(cls, partial: dict[str, Any] | None, device: torch.device) -> _Tally:
-        p = partial or {}
-        return cls(
-            int(p.get("batches", 0)),
-            float(p.get("loss", 0.0)),
-            int(p.get("correct", 0)),
-            int(p.get("seen", 0)),
-            float(p.get("seconds", 0.0)),
-            torch.zeros((), device=device, dtype=torch.float64),
-            torch.zeros((), device=device, dtype=torch.long),
-            started=time.perf_counter(),
-        )
-
-    def add(self, loss: Tensor, logits: Tensor, y: Tensor) -> None:
-        """Add one batch (summed on the device: no synchronisation)."""
-        self.pending_loss += loss.detach().double() * len(y)
-        self.pending_correct += (logits.detach().argmax(1) == y).sum()
-        self.pending_seen += len(y)
-
-    def commit(self, batches: int) -> None:
-        """An optimizer step completed after ``batches`` batches: move the group's sums into the totals."""
-        self.batches = batches
-        self.loss += float(self.pending_loss)
-        self.correct += int(self.pending_correct)
-        self.seen += self.pending_seen
-        self.pending_loss.zero_()
-        self.pending_correct.zero_()
-        self.pending_seen = 0
-
-    def reduce(self, here: World) -> None:
-        """Sum the completed totals over all processes (each process trained on its own shard)."""
-        self.loss, correct, seen = all_sum(self.loss, self.correct, self.seen)
-        self.correct, self.seen = int(correct), int(seen)
-
-    def elapsed(self) -> float:
-        """Training seconds of the epoch so far, time before an interruption included."""
-        return self.seconds + time.perf_counter() - self.started
-
-    def position(self, rng_epoch_start: dict[str, Any]) -> dict[str, Any]:
-        """The ``partial`` entry of a mid-epoch checkpoint."""
-        return {
-            "batches": self.batches,
-            "loss": self.loss,
-            "correct": self.correct,
-            "seen": self.seen,
-            "seconds": self.elapsed(),
-            "rng_epoch_start": rng_epoch_start,
-        }
-
-
-class _BufferSnapshot:
-    """The model's buffers (BatchNorm statistics) as of the last optimizer step: a forward pass cut short by
-    Ctrl-C has already updated them, and a mid-epoch checkpoint must hold the state *before* that group."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.buffers = dict(model.named_buffers())
-        self.saved = {k: v.clone() for k, v in self.buffers.items()}
-
-    def take(self) -> None:
-        for k, v in self.buffers.items():
-            self.saved[k].copy_(v)
-
-    def restore(self) -> None:
-        with torch.no_grad():
-            for k, v in self.buffers.items():
-                v.copy_(self.saved[k])
-
-
-def _check_finite(run: RunState, tally: _Tally, bar: Any, epoch: int, batch: int) -> None:
+def _check_finite(run: RunState, tally: EpochTally, bar: Any, epoch: int, batch: int) -> None:
     """Raise :class:`TrainingDiverged` when the loss is NaN/inf; otherwise update the progress bar."""
     pending = float(tally.pending_loss)
     if not math.isfinite(pending):
@@ -607,29 +514,3 @@ def _summary_line(history: History, epochs: int) -> str:
     if history.val_acc[i] is not None:
         text += f"  val loss {history.val_loss[i]:.4f} acc {history.val_acc[i]:.2%}"
     return text + f"  lr {history.lr[i]:.3g}  {history.seconds[i]:.1f}s"
-
-
-@contextlib.contextmanager
-def _deferred_sigint() -> Iterator[dict[str, bool]]:
-    """While active, a first Ctrl-C only sets ``flag["stop"]`` (the loop stops at the next batch boundary,
-    so no optimizer step is torn); a second Ctrl-C interrupts immediately. Main thread only."""
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: Any) -> None:
-        if flag["stop"]:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-
-    try:
-        signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not allowed here (embedded interpreter)
-        yield flag
-        return
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
