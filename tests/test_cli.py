@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from resnet_course.apps import cli
+from resnet_course.apps import cli, cli_options
 from resnet_course.training.checkpoints import load_checkpoint, read_checkpoint
 from resnet_course.training.history import History
 
@@ -329,7 +329,7 @@ def test_train_options_take_their_defaults_from_train_config(monkeypatch) -> Non
     assert args.amp == "auto"  # exceptions: mixed precision wherever the hardware runs it natively,
     assert args.batch_size is None  # and the batch size (with SGD's lr) from the run profile
     monkeypatch.setenv("RESNET_COURSE_PROFILE", "smoke")
-    assert cli._config_from_args(args) == TrainConfig(epochs=1, amp="auto")
+    assert cli_options.config_from_args(args) == TrainConfig(epochs=1, amp="auto")
 
 
 @pytest.mark.parametrize(
@@ -350,7 +350,7 @@ def test_batch_size_and_lr_left_unset_come_from_the_profile(monkeypatch, extra, 
     monkeypatch.setenv("WORLD_SIZE", str(world_size))
     argv = ["train", "--model", "resnet20", "--data", "shapes10", "--epochs", "1", "--out", "x", *extra]
     args = cli.build_parser().parse_args(argv)
-    config = cli._config_from_args(args)
+    config = cli_options.config_from_args(args)
     batch = 32 if "--batch-size" in extra else cpu.batch_size
     assert config.batch_size == batch
     if "--lr" in extra:
