@@ -84,11 +84,12 @@ def cpu_bf16_support(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[bool, str]:
     found = sorted({"avx512_bf16", "amx_bf16"} & set(flags.split(":", 1)[-1].split()))
     if not found:
         return False, "none (neither avx512_bf16 nor amx_bf16)"
-    needed = "AVX512_CORE_AMX" if "amx_bf16" in found or vendor != "AuthenticAMD" else "AVX512_CORE_BF16"
+    avx512_pays = vendor == "AuthenticAMD" and "amx_bf16" not in found  # AMD: the AVX-512 bf16 kernels suffice
+    needed = "AVX512_CORE_BF16" if avx512_pays else "AVX512_CORE_AMX"
     cap = onednn_isa_cap()
     if cap is not None and _ISA_RANK.get(cap.split("=", 1)[1].upper(), 99) < _ISA_RANK[needed]:
         return False, f"none ({', '.join(found)} present, but {cap} keeps oneDNN below {needed})"
-    if "amx_bf16" not in found and vendor != "AuthenticAMD":
+    if "amx_bf16" not in found and not avx512_pays:
         return False, "avx512_bf16 without AMX (slower than fp32 on Intel CPUs)"
     return True, ", ".join(found)
 
