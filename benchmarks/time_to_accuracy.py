@@ -49,7 +49,7 @@ def _plain(data, epochs: int, seed: int, report) -> float:  # noqa: ANN001
 
     from resnet_course.data.loaders import crop_and_flip
     from resnet_course.models.registry import create_for_data
-    from resnet_course.training.predictions import evaluate
+    from resnet_course.training.loop import evaluate
 
     torch.manual_seed(seed)
     mean, std = torch.tensor(data.mean).view(1, 3, 1, 1), torch.tensor(data.std).view(1, 3, 1, 1)
@@ -94,7 +94,7 @@ def _engine(data, recipe: str, epochs: int, seed: int, report) -> float:  # noqa
     from resnet_course.profiles import get_profile
     from resnet_course.training.config import TrainConfig
     from resnet_course.training.engine import fit
-    from resnet_course.training.predictions import evaluate
+    from resnet_course.training.loop import evaluate
 
     if recipe == "cpu-profile":
         p = get_profile("cpu")

@@ -144,7 +144,7 @@ def compare_recipes(args: argparse.Namespace) -> None:
     from resnet_course.data.loading import load_data
     from resnet_course.training.config import TrainConfig
     from resnet_course.training.engine import fit
-    from resnet_course.training.predictions import evaluate
+    from resnet_course.training.loop import evaluate
 
     device = resolve_device(args.device)
     bundle = load_data(
@@ -191,7 +191,7 @@ def compare_precision(args: argparse.Namespace) -> None:
     from resnet_course.data.loading import load_data
     from resnet_course.training.config import TrainConfig
     from resnet_course.training.engine import fit
-    from resnet_course.training.predictions import evaluate
+    from resnet_course.training.loop import evaluate
 
     device = resolve_device(args.device)
     bundle = load_data(

@@ -15,8 +15,9 @@ from resnet_course.training.checkpoints import load_checkpoint, read_checkpoint
 from resnet_course.training.config import TrainConfig, recipe
 from resnet_course.training.engine import TrainingDiverged, fit
 from resnet_course.training.history import History
+from resnet_course.training.loop import evaluate
 from resnet_course.training.optimizers import build_optimizer
-from resnet_course.training.predictions import evaluate, predict
+from resnet_course.training.predictions import predict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -242,7 +243,7 @@ def test_resume_after_epoch_two_equals_an_uninterrupted_run(tmp_path: Path, lr_f
     assert h_resumed.train_loss == h_straight.train_loss and h_resumed.val_acc == h_straight.val_acc
 
 
-def test_ctrl_c_mid_epoch_saves_a_resumable_checkpoint(tmp_path: Path) -> None:
+def test_ctrl_c_stops_at_once_and_resume_continues_from_the_last_saved_epoch(tmp_path: Path) -> None:
     straight = model()
     fit(straight, *loaders(), cfg(accum_steps=2), out_dir=tmp_path / "a", progress=False)
 
@@ -255,16 +256,28 @@ def test_ctrl_c_mid_epoch_saves_a_resumable_checkpoint(tmp_path: Path) -> None:
             if seen["n"] == 10:  # epoch 2, batch 4: in the middle of an accumulation group
                 raise KeyboardInterrupt
 
-    handle = m.register_forward_pre_hook(interrupt_after_ten_batches)
-    with pytest.warns(UserWarning, match="interrupted during epoch 2/3"):
-        h = fit(m, *loaders(), cfg(accum_steps=2), out_dir=tmp_path / "b", progress=False)
-    handle.remove()
-    assert h.interrupted and len(h) == 1
-    ckpt = read_checkpoint(tmp_path / "b" / "last.pt")
-    assert ckpt["epoch"] == 1 and ckpt["partial"]["batches"] == 2  # the last complete optimizer step
-    h2 = fit(m, *loaders(), cfg(accum_steps=2), out_dir=tmp_path / "b", resume=True, progress=False)
+    m.register_forward_pre_hook(interrupt_after_ten_batches)
+    with pytest.raises(
+        KeyboardInterrupt, match=r"interrupted in epoch 2/3; .*last\.pt holds the first 1 epoch\(s\): continue"
+    ):
+        fit(m, *loaders(), cfg(accum_steps=2), out_dir=tmp_path / "b", progress=False)
+    assert seen["n"] == 10  # stopped at once, not at the end of the epoch
+    assert read_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 1
+    assert len(History.from_json(tmp_path / "b" / "history.json")) == 1
+    again = model()
+    h2 = fit(again, *loaders(), cfg(accum_steps=2), out_dir=tmp_path / "b", resume=True, progress=False)
     assert len(h2) == 3 and not h2.interrupted
-    assert same_weights(straight, m)
+    assert same_weights(straight, again)
+
+
+def test_a_checkpoint_saved_mid_epoch_by_an_older_version_is_refused(tmp_path: Path) -> None:
+    from resnet_course.training.checkpoints import save_checkpoint
+
+    fit(model(), loaders()[0], None, cfg(epochs=2), out_dir=tmp_path, progress=False, callback=lambda h: True)
+    ckpt = read_checkpoint(tmp_path / "last.pt")
+    save_checkpoint({**ckpt, "partial": {"batches": 2}}, tmp_path / "last.pt")
+    with pytest.raises(ValueError, match="in the middle of an epoch by an older version"):
+        fit(model(), loaders()[0], None, cfg(epochs=2), out_dir=tmp_path, resume=True, progress=False)
 
 
 def test_a_checkpoint_from_before_a_new_config_field_still_resumes(tmp_path: Path) -> None:
@@ -433,7 +446,7 @@ def test_amp_auto_is_on_exactly_where_mixed_precision_is_native(monkeypatch: pyt
 
 
 def test_a_run_whose_files_cannot_be_written_fails_and_says_why(tmp_path: Path) -> None:
-    (tmp_path / "best.pt").mkdir()  # the background writer cannot put best.pt there
+    (tmp_path / "best.pt").mkdir()  # best.pt cannot be written there
     with pytest.raises(OSError):
         fit(model(), loaders()[0], None, cfg(epochs=1), out_dir=tmp_path, progress=False)
 

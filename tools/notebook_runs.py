@@ -52,16 +52,17 @@ def add_isa_option(parser: Any) -> None:
 
 def cap_isa(isa: str | None) -> None:
     """Cap the instruction set of this process and of every process it starts (``None`` leaves it as it is). Call it
-    before the first convolution: oneDNN and ATen read these variables once."""
+    before the first convolution: oneDNN and ATen read these variables once. Mixed precision is turned off too
+    (``RESNET_COURSE_AMP=off``): without AVX-512 no CPU runs bf16 natively."""
     if isa is not None:
-        os.environ.update(ISA_CAPS[isa])
+        os.environ.update(ISA_CAPS[isa], RESNET_COURSE_AMP="off")
 
 
 def machine() -> str:
     """CPU model, logical CPUs, the flags that decide training speed (as lscpu reports them) and the GPU if any."""
     import torch
 
-    from resnet_course.devices import cpu_bf16_support, onednn_isa_cap
+    from resnet_course.devices import cpu_bf16_support
 
     try:
         text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -77,10 +78,9 @@ def machine() -> str:
         kind = "with avx512_bf16 but no AMX: fp32 is faster"
     else:
         kind = "AVX2, no native bf16" if "avx2" in flags else "no bf16"
-    cap = onednn_isa_cap()
-    if cap is not None:
-        aten = os.environ.get("ATEN_CPU_CAPABILITY")
-        kind += f"; instruction set capped: {cap}" + (f", ATEN_CPU_CAPABILITY={aten}" if aten else "")
+    caps = [f"{k}={os.environ[k]}" for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if os.environ.get(k)]
+    if caps:
+        kind += f"; instruction set capped: {', '.join(caps)}"
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{os.cpu_count()}-core {name} ({kind}), {gpu}"
 

@@ -152,12 +152,10 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
         ValueError,
     ) as e:  # ImageError: a streamed file that cannot be decoded
         raise CLIError(one_line(e)) from None
-    if history.interrupted:
+    except KeyboardInterrupt as e:
         if here.is_main:
-            print(
-                f"error: training interrupted; continue with the same command and --resume ({last})",
-                file=sys.stderr,
-            )
+            where = one_line(e).split(";")[0] if str(e) else "training interrupted"
+            print(f"error: {where}; continue with the same command and --resume ({last})", file=sys.stderr)
         return 130
     if here.is_main:
         print(_train_result(history, args.out))
@@ -187,7 +185,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from resnet_course.data.streaming import make_loader
     from resnet_course.devices import resolve_device
     from resnet_course.training.checkpoints import load_checkpoint
-    from resnet_course.training.predictions import evaluate
+    from resnet_course.training.loop import evaluate
 
     try:
         device = resolve_device(args.device)

@@ -13,8 +13,7 @@ A checkpoint is a plain dict written with ``torch.save``:
 ``config``     :class:`resnet_course.training.config.TrainConfig` as a dict
 ``rng``        Python / NumPy / PyTorch random states
 ``classes``    class names; ``preprocess``: ``{"image_size", "mean", "std"}``
-``metrics``    e.g. ``{"test_accuracy": 0.91}``; ``partial``: position inside an interrupted epoch;
-               ``meta``: anything else (e.g. which dataset was used)
+``metrics``    e.g. ``{"test_accuracy": 0.91}``; ``meta``: anything else (e.g. which dataset was used)
 =============  ===========================================================================================
 
 Saving writes a temporary file in the same folder and renames it over the target with ``os.replace``, so a
@@ -44,7 +43,6 @@ __all__ = [
     "make_checkpoint",
     "save_checkpoint",
     "save_checkpoint_to",
-    "cpu_copy",
     "read_checkpoint",
     "load_checkpoint",
     "load_weights",
@@ -78,7 +76,6 @@ def make_checkpoint(
     classes: list[str] | None = None,
     preprocess: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
-    partial: dict[str, Any] | None = None,
     meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The checkpoint dict for ``model`` (weights copied to CPU, contiguous) and the given training state."""
@@ -101,7 +98,6 @@ def make_checkpoint(
         "classes": list(classes) if classes is not None else None,
         "preprocess": preprocess,
         "metrics": dict(metrics or {}),
-        "partial": partial,
         "meta": meta,
     }
 
@@ -145,18 +141,6 @@ def _write_atomically(path: Path, write: Callable[[BinaryIO], Any]) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
-
-
-def cpu_copy(value: Any) -> Any:
-    """``value`` with every tensor copied to the CPU (dicts, lists and tuples rebuilt; other values shared): a
-    snapshot of a checkpoint that training may go on changing."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {k: cpu_copy(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(cpu_copy(v) for v in value)
-    return value
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -1,23 +1,21 @@
-"""A model's loss, accuracy and predictions over a loader: :func:`evaluate` and :func:`predict`.
+"""A model's predictions over a loader: :func:`predict`, for analysis (:mod:`resnet_course.analysis.classification`).
 
-:func:`evaluate` measures loss and accuracy (and per-class accuracy); :func:`predict` returns labels,
-predictions and probabilities for analysis (:mod:`resnet_course.analysis.classification`). Both run in eval mode on the
-model's device and restore the model's mode afterwards.
+It runs in eval mode on the model's device and restores the model's mode afterwards. Loss and accuracy come from
+:func:`resnet_course.training.loop.evaluate` (importable from here too, as the notebooks do).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from resnet_course.devices import model_device
-from resnet_course.distributed import all_sum, world
+from resnet_course.training.loop import evaluate
 
 __all__ = ["Predictions", "evaluate", "predict", "batch_to_device"]
 
@@ -75,54 +73,6 @@ def _outputs(
                 yield logits.float(), y
     finally:
         model.train(was_training)
-
-
-def evaluate(
-    model: nn.Module,
-    loader: Iterable[Any],
-    *,
-    classes: Sequence[str] | None = None,
-    amp_dtype: torch.dtype | None = None,
-) -> dict[str, Any]:
-    """Mean cross-entropy ``loss``, ``accuracy`` (fraction) and ``n`` over ``loader``, on the model's device.
-
-    With ``classes``, also ``per_class``: class name → accuracy on that class's images (``None`` when the
-    class has no image in ``loader``). The model is put in eval mode and restored afterwards.
-
-    A loader that yields one process's shard of a DDP job (``loader.world_size > 1``) is counted over all
-    processes: every process gets the totals of the whole split (each image counted once).
-    """
-    loss_sum, correct, n = 0.0, 0, 0
-    num_classes = len(classes) if classes is not None else None
-    hits = torch.zeros(num_classes or 1, dtype=torch.long)
-    totals = torch.zeros(num_classes or 1, dtype=torch.long)
-    for logits, y in _outputs(model, loader, amp_dtype):
-        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-        pred = logits.argmax(1)
-        correct += int((pred == y).sum())
-        n += len(y)
-        if num_classes is not None:
-            if logits.shape[1] != num_classes:
-                raise ValueError(
-                    f"the model has {logits.shape[1]} outputs but {num_classes} class names were given"
-                )
-            y_cpu, ok = y.cpu(), (pred == y).cpu().long()
-            totals += torch.bincount(y_cpu, minlength=num_classes)
-            hits += torch.bincount(y_cpu, weights=ok, minlength=num_classes).long()
-    if getattr(loader, "world_size", 1) > 1 and world().distributed:  # a shard: count every image once
-        loss_sum, correct, n, *counts = all_sum(loss_sum, correct, n, *hits.tolist(), *totals.tolist())
-        correct, n = int(correct), int(n)
-        hits = torch.tensor(counts[: len(hits)], dtype=torch.long)
-        totals = torch.tensor(counts[len(hits) :], dtype=torch.long)
-    if n == 0:
-        raise ValueError("the loader yielded no images; there is nothing to evaluate")
-    result: dict[str, Any] = {"accuracy": correct / n, "loss": loss_sum / n, "n": n}
-    if classes is not None:
-        result["per_class"] = {
-            name: (int(h) / int(t) if int(t) else None)
-            for name, h, t in zip(classes, hits.tolist(), totals.tolist(), strict=True)
-        }
-    return result
 
 
 def predict(model: nn.Module, loader: Iterable[Any]) -> Predictions:

@@ -23,7 +23,7 @@ from resnet_course.training.checkpoints import checkpoint_problem, read_checkpoi
 from resnet_course.training.config import TrainConfig
 from resnet_course.training.engine import fit
 from resnet_course.training.history import History
-from resnet_course.training.predictions import evaluate
+from resnet_course.training.loop import evaluate
 
 __all__ = ["course_run_dir", "course_checkpoint", "short_run", "ShortRun", "QUICK_CHECKPOINT_NAME"]
 

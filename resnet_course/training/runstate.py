@@ -1,9 +1,9 @@
 """The state of one training run: everything a checkpoint must capture for an exact resume.
 
 :class:`RunState` owns the model, optimizer, schedule, gradient scaler, SWA model, history and random states of
-a run, writes them to ``last.pt`` / ``best.pt`` / ``history.json`` (atomically, through
-:mod:`resnet_course.training.checkpoints`) and reads them back when a run resumes. The training loop itself is in
-:mod:`resnet_course.training.engine`.
+a run, writes them to ``last.pt`` / ``best.pt`` / ``history.json`` after every epoch (atomically, through
+:mod:`resnet_course.training.checkpoints`) and reads them back when a run resumes. The epochs themselves are run
+by :mod:`resnet_course.training.engine`.
 """
 
 from __future__ import annotations
@@ -16,25 +16,22 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import SWALR, AveragedModel
 
-from resnet_course.devices import reuse_freed_memory
-from resnet_course.distributed import World, world
 from resnet_course.training.checkpoints import (
     CheckpointError,
     load_weights,
     make_checkpoint,
     read_checkpoint,
     save_checkpoint_to,
+    update_checkpoint,
 )
 from resnet_course.training.config import TrainConfig
 from resnet_course.training.history import History
 from resnet_course.training.optimizers import build_optimizer
+from resnet_course.training.parallel import OneProcess
 from resnet_course.training.schedules import LRSchedule, build_schedule
-from resnet_course.training.writer import BackgroundWriter
 
 __all__ = ["RunState"]
 
@@ -54,6 +51,8 @@ class RunState:
     scaler: torch.amp.GradScaler
     criterion: nn.Module
     history: History
+    procs: OneProcess
+    train_model: nn.Module  # what the training step calls: the model (or, under DDP, its wrapper)
     out_dir: Path | None = None
     classes: list[str] | None = None
     preprocess: dict[str, Any] | None = None
@@ -62,11 +61,8 @@ class RunState:
     swa_schedule: SWALR | None = None
     swa_applied: bool = False
     best_acc: float = -1.0
-    best: dict[str, Any] | None = None  # a CPU copy of best.pt, to add the test metrics without reading it
     metrics: dict[str, Any] = field(default_factory=dict)
-    world: World = field(default_factory=World)
-    train_model: nn.Module | None = None  # what the training step calls: the model, or its DDP wrapper
-    writer: BackgroundWriter | None = None  # writes the run's files while training goes on (rank 0 only)
+    saved_epochs: int = 0  # the epochs that last.pt holds (0: none written by this process)
 
     @classmethod
     def start(
@@ -75,6 +71,7 @@ class RunState:
         config: TrainConfig,
         loader: Any,
         steps_per_epoch: int,
+        procs: OneProcess,
         *,
         out_dir: str | Path | None = None,
         classes: Sequence[str] | None = None,
@@ -83,20 +80,11 @@ class RunState:
         label: str = "",
     ) -> RunState:
         """Move ``model`` to the config's device (and memory format), build the optimizer, schedule, scaler,
-        loss and SWA model, and seed Python, NumPy and PyTorch with ``config.seed``.
-
-        Inside a process group (:func:`~resnet_course.distributed.world`) the training step calls the model
-        through ``DistributedDataParallel`` (``config.sync_bn``: BatchNorm statistics over all processes);
-        ``model`` itself stays unwrapped, and that is what checkpoints hold."""
-        here = world()
-        if config.torch_device.type == "cpu":
-            reuse_freed_memory()  # no page faults for each step's activations
+        loss and SWA model, and seed Python, NumPy and PyTorch with ``config.seed``."""
         model.to(config.torch_device)
-        if config.sync_bn and here.distributed:
-            _check_sync_bn(here, config)
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         if config.uses_channels_last():
             model.to(memory_format=torch.channels_last)
+        model, train_model = procs.wrap(model, config)
         optimizer = build_optimizer(model, config)
         state = cls(
             model=model,
@@ -109,19 +97,17 @@ class RunState:
             ),
             criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
             history=History(label=label),
+            procs=procs,
+            train_model=train_model,
             out_dir=Path(out_dir) if out_dir is not None else None,
             classes=list(classes) if classes is not None else None,
             preprocess=preprocess,
             meta=meta,
             swa_model=AveragedModel(model) if config.swa else None,
-            world=here,
-            train_model=_ddp(model, config) if here.distributed else model,
         )
         _seed_everything(config.seed)
-        if state.out_dir is not None:
-            state.out_dir.mkdir(parents=True, exist_ok=True)
         if state.writes:
-            state.writer = BackgroundWriter()
+            state.out_dir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
         return state
 
     @property
@@ -131,11 +117,7 @@ class RunState:
     @property
     def writes(self) -> bool:
         """Whether this process writes the run's files: it has an ``out_dir`` and is rank 0."""
-        return self.out_dir is not None and self.world.is_main
-
-    def rng_state(self) -> dict[str, Any]:
-        """The random states of Python, NumPy, PyTorch and the training loader's generator."""
-        return _rng_state(self.loader)
+        return self.out_dir is not None and self.procs.is_main
 
     def start_swa_phase(self) -> None:
         """Switch to SWA's constant learning rate (scaled per parameter group); once per run."""
@@ -144,8 +126,8 @@ class RunState:
             swa_lrs = [swa_lr * g.get("lr_factor", 1.0) for g in self.optimizer.param_groups]
             self.swa_schedule = SWALR(self.optimizer, swa_lr=swa_lrs, anneal_epochs=1, anneal_strategy="cos")
 
-    def checkpoint(self, epoch: int, partial: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The checkpoint dict of the run after ``epoch`` epochs (``partial``: position inside the next one)."""
+    def checkpoint(self, epoch: int) -> dict[str, Any]:
+        """The checkpoint dict of the run after ``epoch`` epochs."""
         swa = None
         if self.swa_model is not None:
             swa = {
@@ -162,46 +144,30 @@ class RunState:
             epoch=epoch,
             history=self.history.to_dict(),
             config=self.config.to_dict(),
-            rng=self.rng_state(),
+            rng=_rng_state(self.loader),
             classes=self.classes,
             preprocess=self.preprocess,
             metrics=self.metrics,
-            partial=partial,
             meta=self.meta,
         )
-        ckpt["world_size"] = self.world.size  # the number of processes: a resume must use as many
+        ckpt["world_size"] = self.procs.size  # the number of processes: a resume must use as many
         return ckpt
 
-    def save(self, epoch: int, *, best: bool = False, partial: dict[str, Any] | None = None) -> None:
-        """Write ``last.pt`` (and ``best.pt`` when ``best``) after ``epoch`` epochs; nothing without ``out_dir``
-        or on a process other than rank 0. An epoch's files are written in the background (:meth:`flush` waits
-        for them); a mid-epoch checkpoint (``partial``, the run is stopping) before this returns."""
+    def save(self, epoch: int, *, best: bool = False) -> None:
+        """Write ``last.pt`` (and ``best.pt`` when ``best``: the same bytes) after ``epoch`` epochs, and
+        ``history.json``; nothing without ``out_dir`` or on a process other than rank 0."""
         if not self.writes:
             return
-        assert self.writer is not None and self.out_dir is not None
+        assert self.out_dir is not None
         paths = [self.out_dir / "last.pt"] + ([self.out_dir / "best.pt"] if best else [])
-        snapshot = self.writer.save(self.checkpoint(epoch, partial), paths)
-        if best:
-            self.best = snapshot
-        if partial is not None:
-            self.writer.flush()
+        save_checkpoint_to(self.checkpoint(epoch), paths)
+        self.saved_epochs = epoch
+        self.save_history()
 
     def save_history(self) -> None:
-        """Write ``history.json`` (in the background, after the checkpoints asked for before)."""
+        """Write ``history.json`` (rank 0, with an ``out_dir``)."""
         if self.writes:
-            assert self.writer is not None and self.out_dir is not None
-            self.writer.call(History.from_dict(self.history.to_dict()).to_json, self.out_dir / "history.json")
-
-    def flush(self) -> None:
-        """Wait until the run's files asked for so far are on disk (raises a write's error)."""
-        if self.writer is not None:
-            self.writer.flush()
-
-    def close(self) -> None:
-        """:meth:`flush` and stop the writer's thread; call once the run is over."""
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+            self.history.to_json(self.out_dir / "history.json")  # type: ignore[operator]
 
     def record_test(self, result: dict[str, Any]) -> None:
         """Store the final model's test metrics in the history and in ``last.pt``, ``best.pt``, ``history.json``."""
@@ -220,30 +186,31 @@ class RunState:
         }
         if not self.writes:
             return
-        self.flush()  # self.best may still be being written
-        paths = [self.out_dir / "last.pt"]
-        best_is_last = self.best is not None and self.best["epoch"] == epoch and not self.swa_applied
-        if best_is_last:
-            paths.append(self.out_dir / "best.pt")  # one file's bytes for both
-        elif self.best is not None:
-            self.best["metrics"] = dict(self.metrics)
-            self.writer.call(save_checkpoint_to, self.best, [self.out_dir / "best.pt"])
-        last = self.writer.save(self.checkpoint(epoch), paths)
-        if best_is_last:
-            self.best = last
-        self.save_history()
+        assert self.out_dir is not None
+        best_path = self.out_dir / "best.pt"
+        best_is_last = self.history.best_epoch == epoch and not self.swa_applied
+        if best_path.exists() and not best_is_last:
+            update_checkpoint(best_path, metrics=self.metrics)
+        self.save(epoch, best=best_is_last)
 
-    def resume(self) -> tuple[int, dict[str, Any] | None]:
-        """Load ``out_dir/last.pt`` (and ``best.pt``) into every stateful object and restore the random states;
-        return ``(completed epochs, position inside the next epoch or None)``. Without ``last.pt``: ``(0, None)``.
+    def resume(self) -> int:
+        """Load ``out_dir/last.pt`` into every stateful object and restore the random states; return the number
+        of completed epochs (0 when there is no ``last.pt``: a new run).
 
         Under DDP rank 0 reads the checkpoint and sends it to the other processes, so they resume from the same
         state even where they cannot see rank 0's files (another machine, or no ``out_dir``)."""
-        ckpt = self._last_checkpoint()
+        problem, ckpt = None, None
+        if self.procs.is_main:
+            try:
+                ckpt = self._read_last()
+            except ValueError as err:  # CheckpointError too
+                problem = err
+        problem, ckpt = self.procs.share((problem, ckpt))
+        if problem is not None:
+            raise problem
         if ckpt is None:
-            return 0, None
-        path = (self.out_dir or Path(".")) / "last.pt"
-        load_weights(self.model, ckpt, path)
+            return 0
+        load_weights(self.model, ckpt, (self.out_dir or Path(".")) / "last.pt")
         self.schedule.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler") is not None and self.scaler.is_enabled():
             self.scaler.load_state_dict(ckpt["scaler"])
@@ -257,28 +224,10 @@ class RunState:
         self.history.interrupted = False
         if self.history.best_epoch is not None:
             self.best_acc = self.history.best_val_acc if self.history.best_val_acc is not None else -1.0
-        self.best = _read_if_readable(self.out_dir / "best.pt") if self.writes else None  # type: ignore[operator]
-        partial = ckpt.get("partial")
-        _set_rng_state(ckpt["rng"] if partial is None else partial["rng_epoch_start"], self.loader)
-        return int(ckpt["epoch"]), partial
-
-    def _last_checkpoint(self) -> dict[str, Any] | None:
-        """``out_dir/last.pt`` after checking that this run may continue it (``None`` when there is none); under
-        DDP read by rank 0 and broadcast, a problem raised on every process."""
-        problem: Exception | None = None
-        ckpt = None
-        if self.world.is_main:
-            try:
-                ckpt = self._read_last()
-            except ValueError as err:  # CheckpointError too
-                problem = err
-        if self.world.distributed:
-            box = [problem, ckpt]
-            dist.broadcast_object_list(box, src=0)
-            problem, ckpt = box
-        if problem is not None:
-            raise problem
-        return ckpt
+        self.metrics = dict(ckpt.get("metrics") or {})
+        _set_rng_state(ckpt["rng"], self.loader)
+        self.saved_epochs = int(ckpt["epoch"]) if self.writes else 0
+        return int(ckpt["epoch"])
 
     def _read_last(self) -> dict[str, Any] | None:
         if self.out_dir is None:
@@ -287,11 +236,16 @@ class RunState:
         if not path.exists():
             return None
         ckpt = read_checkpoint(path)
+        if ckpt.get("partial") is not None:
+            raise CheckpointError(
+                f"{path}: saved in the middle of an epoch by an older version of resnet_course, which this one "
+                "cannot continue; train into a new output folder"
+            )
         _check_resume_config(ckpt.get("config") or {}, self.config, path)
-        if int(ckpt.get("world_size", 1)) != self.world.size:
+        if int(ckpt.get("world_size", 1)) != self.procs.size:
             raise ValueError(
                 f"{path}: cannot resume, the run was trained by {ckpt.get('world_size', 1)} process(es) and "
-                f"this one has {self.world.size}; resume with the same number of processes (the data shards "
+                f"this one has {self.procs.size}; resume with the same number of processes (the data shards "
                 "and the global batch depend on it)"
             )
         return ckpt
@@ -304,34 +258,6 @@ class RunState:
         if swa.get("scheduler") is not None:
             self.start_swa_phase()
             self.swa_schedule.load_state_dict(swa["scheduler"])  # type: ignore[union-attr]
-
-
-def _check_sync_bn(here: World, config: TrainConfig) -> None:
-    if here.backend != "nccl" or config.torch_device.type != "cuda":
-        raise ValueError(
-            f"sync_bn needs CUDA processes (backend nccl); this job runs on {config.torch_device.type} with "
-            f"{here.backend}, where PyTorch's SyncBatchNorm does not work. Train without --sync-bn: each process "
-            "then normalises with its own batch's statistics (and rank 0's running statistics are kept)"
-        )
-
-
-def _ddp(model: nn.Module, config: TrainConfig) -> DistributedDataParallel:
-    """``model`` wrapped for data parallelism on its device (one GPU per process, or the CPU)."""
-    device = config.torch_device
-    ids = (
-        [device.index if device.index is not None else torch.cuda.current_device()]
-        if device.type == "cuda"
-        else None
-    )
-    return DistributedDataParallel(model, device_ids=ids)
-
-
-def _read_if_readable(path: Path) -> dict[str, Any] | None:
-    """The checkpoint at ``path``, or ``None`` when it is missing or damaged (the next best epoch rewrites it)."""
-    try:
-        return read_checkpoint(path)
-    except CheckpointError:
-        return None
 
 
 def _check_resume_config(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
