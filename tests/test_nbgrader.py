@@ -23,7 +23,7 @@ from nbgrader.api import Gradebook  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 ASSIGNMENTS = [nb.stem for nb in NOTEBOOKS]
-WRONG = "05_training_resnet18"  # two exercises: the wrong answer must cost exactly one of them
+WRONG = "05_training_resnet18"  # four exercises: the wrong answer must cost exactly one of them
 WRONG_TASK = "model_selection_split"
 
 
@@ -92,7 +92,7 @@ def test_every_exercise_is_an_autograded_answer_followed_by_its_test(path):
 
 def test_every_exercise_of_the_course_is_graded():
     tasks = {path.stem: _tasks(path) for path in NOTEBOOKS}
-    assert sum(len(t) for t in tasks.values()) == 13
+    assert sum(len(t) for t in tasks.values()) == 15
     assert all(tasks[a] for a in ASSIGNMENTS if not a.startswith("00_"))  # every lesson has an exercise
 
 
