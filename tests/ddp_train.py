@@ -35,11 +35,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--train-size", type=int, default=256)
-    p.add_argument("--stop-after", type=int, default=None, help="a callback stops the run after this epoch")
     p.add_argument("--die-after", type=int, default=None, help="rank 1 kills itself after this epoch")
     p.add_argument("--slow", type=float, default=0.0, help="seconds of sleep per epoch (signal tests)")
     p.add_argument("--resume", action="store_true")
-    p.add_argument("--unsharded", action="store_true", help="give fit a loader that is not sharded")
     args = p.parse_args()
 
     here = init_from_env("cpu")
@@ -51,10 +49,6 @@ def main() -> None:
     torch.manual_seed(0)
     model = _no_bn_net() if args.model == "nobn" else create_for_data("resnet20", 10, 32)
     train, val, test = bundle.loaders(config, augment=True)
-    if args.unsharded:
-        from resnet_course.data.loaders import TensorLoader
-
-        train = TensorLoader(bundle.train, config.batch_size, mean=bundle.mean, std=bundle.std, shuffle=True)
 
     def callback(history):  # noqa: ANN001, ANN202
         import time
@@ -63,7 +57,7 @@ def main() -> None:
         epoch = len(history)
         if args.die_after is not None and epoch == args.die_after and here.rank == 1:
             os.kill(os.getpid(), signal.SIGKILL)
-        return args.stop_after is not None and epoch >= args.stop_after
+        return False
 
     history = fit(
         model,

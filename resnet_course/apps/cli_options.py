@@ -14,7 +14,7 @@ from typing import Any
 from resnet_course.devices import DEVICE_CHOICES
 from resnet_course.models.registry import list_models
 from resnet_course.profiles import PROFILES, get_profile
-from resnet_course.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from resnet_course.training.config import OPTIMIZERS, SCHEDULES, TrainConfig, linear_scaled_lr
 
 __all__ = ["CLIError", "build_parser", "config_from_args", "one_line"]
 
@@ -301,7 +301,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if source:
         per = " per process" if _processes() > 1 else ""
         args.recipe = (
-            f"recipe: batch {config.batch_size}{per}, lr {config.effective_lr():.3g} — {source}; "
+            f"recipe: batch {config.batch_size}{per}, lr {config.effective_lr(_processes()):.3g} — {source}; "
             "--batch-size/--lr set them"
         )
     return config
@@ -324,7 +324,7 @@ def _profile_recipe(batch_size: int | None, lr: float | None, optimizer: str) ->
     profile = get_profile()
     batch = batch_size if batch_size is not None else profile.batch_size
     if lr is None and optimizer == "sgd" and profile.lr is not None:
-        lr = profile.lr * batch * _processes() / profile.batch_size
+        lr = linear_scaled_lr(profile.lr, profile.batch_size, batch * _processes())
     return {
         "batch_size": batch,
         "lr": lr,

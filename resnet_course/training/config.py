@@ -26,9 +26,8 @@ from typing import Any
 import torch
 
 from resnet_course.devices import DEVICE_CHOICES, cpu_bf16_flags, native_mixed_precision, resolve_device
-from resnet_course.distributed import world
 
-__all__ = ["TrainConfig", "recipe", "RECIPES", "SCHEDULES", "OPTIMIZERS", "AMP_DTYPES"]
+__all__ = ["TrainConfig", "linear_scaled_lr", "recipe", "RECIPES", "SCHEDULES", "OPTIMIZERS", "AMP_DTYPES"]
 
 OPTIMIZERS = ("sgd", "adamw")
 AMP_DTYPES = ("auto", "float16", "bfloat16")
@@ -229,17 +228,16 @@ class TrainConfig:
             return bool(self.channels_last)
         return self.torch_device.type in ("cpu", "cuda")
 
-    def effective_lr(self) -> float:
-        """The base (peak) learning rate, with the batch-size-scaled default filled in."""
+    def effective_lr(self, processes: int = 1) -> float:
+        """The base (peak) learning rate, with the default filled in: for SGD 0.1 per 128 images of the global
+        batch (:func:`linear_scaled_lr`), for AdamW 1e-3. ``processes``: of a data-parallel job."""
         if self.lr is not None:
             return float(self.lr)
-        return 0.1 * self.global_batch_size() / 128 if self.optimizer == "sgd" else 1e-3
+        return linear_scaled_lr(0.1, 128, self.global_batch_size(processes)) if self.optimizer == "sgd" else 1e-3
 
-    def global_batch_size(self) -> int:
-        """Images per step over all processes: ``batch_size`` × the number of processes of the job (DDP;
-        1 without a process group). The default SGD learning rate scales linearly with it (Goyal et al. 2017,
-        "Accurate, Large Minibatch SGD", with the recipe's warm-up)."""
-        return self.batch_size * world().size
+    def global_batch_size(self, processes: int = 1) -> int:
+        """Images per optimizer step over all ``processes`` of a data-parallel job: ``batch_size`` × processes."""
+        return self.batch_size * processes
 
     def effective_weight_decay(self) -> float:
         """The weight decay, with the optimizer's default filled in."""
@@ -319,6 +317,14 @@ RECIPES: dict[str, dict[str, Any]] = {
         label_smoothing=0.0,
     ),
 }
+
+
+def linear_scaled_lr(lr: float, batch: int, new_batch: int) -> float:
+    """The learning rate for batches of ``new_batch`` images, given ``lr`` for batches of ``batch``: Goyal et al.'s
+    linear scaling rule ("Accurate, Large Minibatch SGD", 2017), which needs a warm-up for large batches. The one
+    place the course scales a learning rate: the default SGD rate, a profile's rate at another batch size, and
+    the global batch of several processes."""
+    return lr * new_batch / batch
 
 
 def recipe(name: str, **overrides: Any) -> TrainConfig:

@@ -19,8 +19,9 @@ def _lr_factor(name: str, factors: dict[str, float]) -> float:
     return factors[max(matches, key=len)] if matches else 1.0
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer of ``config`` over the trainable parameters of ``model``.
+def build_optimizer(model: nn.Module, config: TrainConfig, processes: int = 1) -> torch.optim.Optimizer:
+    """The optimizer of ``config`` over the trainable parameters of ``model`` (``processes``: of a data-parallel
+    job, whose global batch sets the default learning rate).
 
     Parameters are grouped by learning rate (``lr × lr_factors``, see :class:`TrainConfig`) and, unless
     ``decay_norm_and_bias``, by weight decay: 1-D parameters (BatchNorm weights/biases and biases) are not
@@ -30,7 +31,7 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     every parameter, measured 7x faster than the default loop for a ResNet-18's 11 M parameters on a 2-core CPU
     (3.9 vs 26.7 ms per step); the model must be on its device before this is called.
     """
-    lr, wd = config.effective_lr(), config.effective_weight_decay()
+    lr, wd = config.effective_lr(processes), config.effective_weight_decay()
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:
         raise ValueError("the model has no trainable parameters (did you freeze everything?)")

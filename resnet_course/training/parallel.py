@@ -134,19 +134,19 @@ class DataParallel(OneProcess):
     def describe(self, config: TrainConfig) -> str:
         how = ""
         if config.lr is None and config.optimizer == "sgd":
-            how = f" = 0.1 × {config.global_batch_size()}/128 (linear scaling, Goyal et al. 2017)"
+            how = f" = 0.1 × {config.global_batch_size(self.size)}/128 (linear scaling, Goyal et al. 2017)"
         accum = f", × {config.accum_steps} accumulated batches per step" if config.accum_steps > 1 else ""
         return (
             f"DDP: {self.size} processes ({self.world.backend}), {config.batch_size} images per process per batch "
-            f"→ global batch {config.global_batch_size()}{accum}; learning rate {config.effective_lr():.3g}{how}"
+            f"→ global batch {config.global_batch_size(self.size)}{accum}; learning rate {config.effective_lr(self.size):.3g}{how}"
         )
 
     def report(self, model: nn.Module, config: TrainConfig) -> dict[str, Any]:
         return {
             "world_size": self.size,
             "backend": self.world.backend,
-            "global_batch_size": config.global_batch_size(),
-            "lr": config.effective_lr(),
+            "global_batch_size": config.global_batch_size(self.size),
+            "lr": config.effective_lr(self.size),
             **replica_difference(model),
         }
 

@@ -85,7 +85,7 @@ class RunState:
         if config.uses_channels_last():
             model.to(memory_format=torch.channels_last)
         model, train_model = procs.wrap(model, config)
-        optimizer = build_optimizer(model, config)
+        optimizer = build_optimizer(model, config, procs.size)
         state = cls(
             model=model,
             config=config,
@@ -122,7 +122,7 @@ class RunState:
     def start_swa_phase(self) -> None:
         """Switch to SWA's constant learning rate (scaled per parameter group); once per run."""
         if self.swa_schedule is None:
-            swa_lr = self.config.swa_lr if self.config.swa_lr is not None else self.config.effective_lr() / 10
+            swa_lr = self.config.swa_lr if self.config.swa_lr is not None else self.config.effective_lr(self.procs.size) / 10
             swa_lrs = [swa_lr * g.get("lr_factor", 1.0) for g in self.optimizer.param_groups]
             self.swa_schedule = SWALR(self.optimizer, swa_lr=swa_lrs, anneal_epochs=1, anneal_strategy="cos")
 
