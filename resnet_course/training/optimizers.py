@@ -27,9 +27,8 @@ def build_optimizer(model: nn.Module, config: TrainConfig, processes: int = 1) -
     ``decay_norm_and_bias``, by weight decay: 1-D parameters (BatchNorm weights/biases and biases) are not
     decayed. Each group has a ``"name"`` such as ``"lr x0.1, decay"`` for display.
 
-    On the CPU and CUDA the optimizer is PyTorch's fused implementation (``fused=True``): one kernel updates
-    every parameter, measured 7x faster than the default loop for a ResNet-18's 11 M parameters on a 2-core CPU
-    (3.9 vs 26.7 ms per step); the model must be on its device before this is called.
+    PyTorch's default implementation (``fused=True`` gained nothing on a whole ResNet-20 run on a 2-core CPU:
+    ``benchmarks/speed_devices.py``, ``benchmarks/RESULTS.md``).
     """
     lr, wd = config.effective_lr(processes), config.effective_weight_decay()
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -61,9 +60,6 @@ def build_optimizer(model: nn.Module, config: TrainConfig, processes: int = 1) -
         )
         group["params"].append(p)
     ordered = sorted(groups.values(), key=lambda g: (-g["lr_factor"], g["weight_decay"] == 0))
-    fused = named[0][1].device.type in ("cpu", "cuda")  # one kernel for all parameters (and where it exists)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            ordered, lr=lr, momentum=config.momentum, nesterov=config.nesterov, fused=fused
-        )
-    return torch.optim.AdamW(ordered, lr=lr, fused=fused)
+        return torch.optim.SGD(ordered, lr=lr, momentum=config.momentum, nesterov=config.nesterov)
+    return torch.optim.AdamW(ordered, lr=lr)
