@@ -5,6 +5,11 @@ Full marks for the solutions is shown in two parts, so that CI runs each noteboo
 command runs every source notebook (solutions in place) under nbval, where a check cell that fails is an error;
 and here a submission of notebook 05 with one wrong answer gets full points for its three right ones.
 
+The autograding runs the course on **CIFAR-10 found on disk** (``RESNET_COURSE_DATASET=cifar10``, a folder in the
+dataset's own pickle format with random images), the path a class with the real dataset takes: since no cell
+but the exercises' checks may fail, the unanswered copies show that every notebook runs on it, and never falls
+back to the offline stand-in (``test_course_datasets.py`` runs the teacher's-ImageFolder path).
+
 nbgrader itself runs, in a temporary course directory configured by ``docs/nbgrader_config.py``, one
 assignment per notebook (as a teacher would release them week by week), in the smoke profile.
 """
@@ -20,6 +25,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import outputs_text, used_stand_in, write_tiny_cifar
 
 pytest.importorskip("nbgrader")
 from nbgrader.api import Gradebook  # noqa: E402
@@ -47,9 +53,8 @@ def _tasks(path: Path) -> dict[str, float]:
 def _nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     env = os.environ | {
         "RESNET_COURSE_PROFILE": "smoke",
-        "RESNET_COURSE_DATA": str(
-            course / "data"
-        ),  # the notebooks' data, runs and results, apart from the tests'
+        "RESNET_COURSE_DATA": str(course / "data"),  # the notebooks' data, runs and results, apart from the tests'
+        "RESNET_COURSE_DATASET": "cifar10",  # read from course/data/cifar-10-batches-py
     }
     proc = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True, text=True
@@ -112,6 +117,7 @@ def graded(tmp_path_factory) -> Path:
     wrong)."""
     course = tmp_path_factory.mktemp("course")
     shutil.copy(REPO / "docs" / "nbgrader_config.py", course / "nbgrader_config.py")
+    write_tiny_cifar(course / "data", per_class_per_batch=24, test_per_class=60)  # the smoke profile's sizes
     for path in NOTEBOOKS:
         (course / "source" / path.stem).mkdir(parents=True)
         shutil.copy(path, course / "source" / path.stem / path.name)
@@ -161,6 +167,15 @@ def test_autograding_unanswered_student_copies_gives_zero_and_no_other_error(gra
     released = nbformat.read(graded / "release" / assignment / f"{assignment}.ipynb", as_version=4)
     assert "BEGIN SOLUTION" not in json.dumps(released.cells)
     assert all(not c.get("outputs") for c in released.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_notebook_runs_on_cifar10_from_disk_without_the_stand_in(graded, assignment):
+    nb = nbformat.read(graded / "autograded" / "unanswered" / assignment / f"{assignment}.ipynb", as_version=4)
+    text = outputs_text(nb)
+    assert not used_stand_in(text), "the notebook used the offline stand-in although CIFAR-10 was on disk"
+    if "load_data" in "".join(c.source for c in nb.cells):
+        assert "cifar10" in text or "CIFAR-10" in text or "airplane" in text
 
 
 def test_one_wrong_answer_costs_that_exercise_only_and_right_answers_get_full_marks(graded):
