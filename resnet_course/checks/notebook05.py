@@ -158,7 +158,6 @@ def check_train_one_epoch(fn: Callable[..., Any]) -> str:
     """Run the student's ``train_one_epoch(model, loader, optimizer, loss_fn, device)`` and the package's
     (:func:`resnet_course.training.loop.train_one_epoch`) on copies of the same model and batches; the weights
     after the epoch and the returned ``loss`` and ``accuracy`` must agree, and the usual mistakes are named."""
-    import torch
 
     from resnet_course.training.loop import Step, train_one_epoch
 
@@ -190,20 +189,28 @@ def check_train_one_epoch(fn: Callable[..., Any]) -> str:
             "after one epoch your weights differ from those of the package's loop",
             "per batch: images and labels to the device, zero_grad, forward, loss, backward, step",
         )
-    if not torch.isclose(torch.tensor(loss), torch.tensor(want["loss"]), rtol=1e-5):
-        batch_means = _batch_losses_of(train_one_epoch)
-        if abs(loss - sum(batch_means) / len(batch_means)) < 1e-5:
+    _compare_metrics(loss, accuracy, want, lambda: _batch_losses_of(train_one_epoch))
+    return "your loop trains exactly like the package's: same weights, loss and accuracy after an epoch"
+
+
+def _compare_metrics(
+    loss: float, accuracy: float, want: dict[str, Any], batch_means: Callable[[], list[float]]
+) -> None:
+    """Fail with a hint when ``loss`` or ``accuracy`` differs from the package's ``want``; a loss that is the
+    mean of the per-batch means (``batch_means()``) is named as such."""
+    if abs(loss - want["loss"]) > 1e-5 * max(1.0, abs(want["loss"])):
+        means = batch_means()
+        if abs(loss - sum(means) / len(means)) < 1e-5:
             raise Hint(
                 f"loss {loss:.4f} is the mean of the batch means; the mean per image is {want['loss']:.4f}",
                 "the last batch is smaller: add loss.item() × batch size, divide by the number of images",
             )
-        raise Hint(f"loss {loss:.4f}, expected {want['loss']:.4f}", "the mean loss per training image")
+        raise Hint(f"loss {loss:.4f}, expected {want['loss']:.4f}", "the mean loss per image of the loader")
     if abs(accuracy - want["accuracy"]) > 1e-6:
         raise Hint(
             f"accuracy {accuracy:.4f}, expected {want['accuracy']:.4f}",
-            "count (logits.argmax(dim=1) == labels) over the epoch and divide by the number of images",
+            "count (logits.argmax(dim=1) == labels) over the loader and divide by the number of images",
         )
-    return "your loop trains exactly like the package's: same weights, loss and accuracy after an epoch"
 
 
 def _batch_losses_of(loop: Callable[..., Any]) -> list[float]:
@@ -250,19 +257,10 @@ def check_evaluate(fn: Callable[..., Any]) -> str:
         )
     if not grad_enabled:
         raise Hint("the model was never called", "compute logits = model(images) for every batch")
-    if abs(loss - want["loss"]) > 1e-5 * max(1.0, abs(want["loss"])):
+    def batch_means() -> list[float]:
         with torch.no_grad():
             model.eval()
-            means = [loss_fn(model(x), y).item() for x, y in batches]
-        if abs(loss - sum(means) / len(means)) < 1e-5:
-            raise Hint(
-                f"loss {loss:.4f} is the mean of the batch means; the mean per image is {want['loss']:.4f}",
-                "the last batch is smaller: add loss.item() × batch size, divide by the number of images",
-            )
-        raise Hint(f"loss {loss:.4f}, expected {want['loss']:.4f}", "the mean loss per image of the loader")
-    if abs(accuracy - want["accuracy"]) > 1e-6:
-        raise Hint(
-            f"accuracy {accuracy:.4f}, expected {want['accuracy']:.4f}",
-            "count (logits.argmax(dim=1) == labels) and divide by the number of images",
-        )
+            return [loss_fn(model(x), y).item() for x, y in batches]
+
+    _compare_metrics(loss, accuracy, want, batch_means)
     return "your evaluation loop measures exactly what the package's does"
