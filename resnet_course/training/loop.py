@@ -18,6 +18,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from resnet_course.devices import model_device
+
 __all__ = ["Step", "evaluate", "train_one_epoch"]
 
 
@@ -86,7 +88,7 @@ def evaluate(
     without images). ``amp_dtype`` computes the forward pass under ``torch.autocast`` (as training did).
     """
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = torch.device(device) if device is not None else model_device(model)
     was_training = model.training
     model.eval()
     total_loss, correct, seen = 0.0, 0, 0
