@@ -42,6 +42,18 @@ def test_finished_progress_bars_are_dropped_and_other_widgets_kept():
     assert render_notebooks.strip_progress_bars(app) == 0 and "widgets" in app.metadata
 
 
+def test_machine_paths_in_outputs_are_masked(tmp_path):
+    data = tmp_path / "data"
+    text = f"wrote {data}/runs/05/last.pt and {data}2/x\n"
+    html = {"output_type": "display_data", "metadata": {}, "data": {"text/html": f"<code>{data}</code>"}}
+    nb = notebook_with_outputs([{"output_type": "stream", "name": "stdout", "text": text}, html])
+    pairs = render_notebooks.machine_paths(data)
+    assert pairs[0] == (str(data), "$RESNET_COURSE_DATA")  # the longest first: before $TMPDIR, which holds it
+    assert render_notebooks.mask_paths(nb, pairs) == 2
+    assert nb.cells[1].outputs[0].text == "wrote $RESNET_COURSE_DATA/runs/05/last.pt and $RESNET_COURSE_DATA2/x\n"
+    assert nb.cells[1].outputs[1].data["text/html"] == "<code>$RESNET_COURSE_DATA</code>"
+
+
 def test_the_provenance_line_is_replaced_not_repeated():
     nb = notebook_with_outputs([])
     render_notebooks.stamp(nb, "**Outputs shown** were produced by run 1.")

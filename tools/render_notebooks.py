@@ -56,6 +56,34 @@ def stamp(nb, line: str) -> None:
     first.source = "\n".join(kept + ["", line])
 
 
+def machine_paths(data_dir: Path) -> list[tuple[str, str]]:
+    """``(absolute path of this machine, what a reader sees instead)``, longest first: the course's data folder,
+    the temporary folder and the home folder, so that no committed output names the renderer's disk."""
+    pairs = [(str(data_dir), "$RESNET_COURSE_DATA"), (tempfile.gettempdir(), "$TMPDIR"), (str(Path.home()), "~")]
+    return sorted(((a, b) for a, b in pairs if len(a) > 1), key=lambda pair: -len(pair[0]))
+
+
+def mask_paths(nb, pairs: list[tuple[str, str]]) -> int:
+    """Replace every path of ``pairs`` in the text of ``nb``'s outputs; returns how many outputs changed."""
+
+    def masked(text: str) -> str:
+        for path, shown in pairs:
+            text = text.replace(path, shown)
+        return text
+
+    changed = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            before = json.dumps(out, sort_keys=True)
+            if "text" in out:
+                out["text"] = masked(out["text"])
+            for kind, value in out.get("data", {}).items():
+                if kind.startswith("text/"):
+                    out["data"][kind] = masked(value) if isinstance(value, str) else [masked(v) for v in value]
+            changed += json.dumps(out, sort_keys=True) != before
+    return changed
+
+
 def strip_progress_bars(nb) -> int:
     """Drop the outputs of finished progress bars (tqdm's ipywidgets) and, when no widget is left, the widgets'
     saved state: a live notebook hides them at the end of each epoch (``leave=False``), the saved state would add
@@ -128,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     line = provenance_line(data, time.strftime("%Y-%m-%d"))
     print(line, flush=True)
     total, times = 0.0, {}
+    from resnet_course.profiles import data_dir
+
+    paths_to_mask = machine_paths(data_dir())
     for path in paths:
         nb, seconds = execute_notebook(path, env, args.timeout)
         total += seconds
@@ -138,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         size = ""
         if not args.no_write:
             strip_progress_bars(nb)
+            mask_paths(nb, paths_to_mask)
             stamp(nb, line)
             nbformat.write(nb, path)
             size = f", {path.stat().st_size / 1e6:.2f} MB"
