@@ -52,9 +52,7 @@ def batch_to_device(batch: Any, device: torch.device, channels_last: bool) -> tu
     return x, y.to(device, non_blocking=True)
 
 
-def _outputs(
-    model: nn.Module, loader: Iterable[Any], amp_dtype: torch.dtype | None = None
-) -> Iterator[tuple[Tensor, Tensor]]:
+def _outputs(model: nn.Module, loader: Iterable[Any]) -> Iterator[tuple[Tensor, Tensor]]:
     device = model_device(model)
     channels_last = any(
         p.ndim == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
@@ -66,11 +64,7 @@ def _outputs(
         with torch.inference_mode():
             for batch in loader:
                 x, y = batch_to_device(batch, device, channels_last)
-                with torch.autocast(
-                    device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
-                ):
-                    logits = model(x)
-                yield logits.float(), y
+                yield model(x).float(), y
     finally:
         model.train(was_training)
 
