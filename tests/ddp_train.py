@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from resnet_course.data.loading import load_data
-from resnet_course.distributed import init_from_env, world
 from resnet_course.models.registry import create_for_data
+from resnet_course.parallel.group import init_from_env, world
 from resnet_course.training.config import TrainConfig
 from resnet_course.training.engine import fit
 
@@ -48,7 +48,7 @@ def main() -> None:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=0.05, device="cpu", seed=0)
     torch.manual_seed(0)
     model = _no_bn_net() if args.model == "nobn" else create_for_data("resnet20", 10, 32)
-    train, val, test = bundle.loaders(config, augment=True)
+    train, val, test = bundle.loaders(config, augment=True, rank=here.rank, world_size=here.size)
 
     def callback(history):  # noqa: ANN001, ANN202
         import time

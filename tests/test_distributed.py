@@ -21,7 +21,7 @@ from torch import nn
 from resnet_course.apps.launch import torchrun_command
 from resnet_course.data.loaders import TensorLoader, batch_positions
 from resnet_course.data.shapes10 import make_shapes10
-from resnet_course.distributed import DistributedError, World, init_from_env, world
+from resnet_course.parallel.group import DistributedError, World, init_from_env, world
 from resnet_course.training.checkpoints import read_checkpoint
 from resnet_course.training.config import TrainConfig
 from resnet_course.training.runlock import RunFolderBusy, RunLock
@@ -326,7 +326,7 @@ def test_two_machines_simulated_on_one_train_together_and_write_one_checkpoint(t
 
 def test_an_unsharded_loader_and_sync_bn_on_cpu_are_refused() -> None:
     """What a process of a 2-process gloo job checks before it trains (no process group needed to refuse)."""
-    from resnet_course.training.parallel import DataParallel
+    from resnet_course.parallel.ddp import DataParallel
 
     procs = DataParallel(World(rank=0, size=2, backend="gloo"))
     with pytest.raises(ValueError, match="the training loader is not sharded"):

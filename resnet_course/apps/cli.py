@@ -52,7 +52,7 @@ def _train(args: argparse.Namespace) -> int:
     """``train``: in one process, or as one process of a DDP job when started by ``torchrun``."""
     import torch.distributed as dist
 
-    from resnet_course.distributed import DistributedError, init_from_env
+    from resnet_course.parallel.group import DistributedError, init_from_env
 
     config = config_from_args(args)
     try:
@@ -76,26 +76,11 @@ def _train(args: argparse.Namespace) -> int:
             dist.destroy_process_group()
 
 
-def _load_data_once_per_machine(spec: str, here: Any, **kwargs: Any) -> Any:
-    """:func:`_load_data`; under DDP the first process of each machine goes first (a CIFAR-10 download or
-    extraction happens once), the others follow and read what it wrote."""
-    import torch.distributed as dist
-
-    if not here.distributed:
-        return _load_data(spec, **kwargs)
-    if here.local_rank != 0:
-        dist.barrier()
-    try:
-        return _load_data(spec, **kwargs)
-    finally:
-        if here.local_rank == 0:
-            dist.barrier()  # also when loading failed: the others then fail with the same error themselves
-
-
 def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int:
     import torch
 
     from resnet_course.data.images import ImageError
+    from resnet_course.parallel.group import first_on_each_machine
     from resnet_course.training.engine import TrainingDiverged, fit
 
     talk = here.is_main and not args.no_progress
@@ -107,7 +92,8 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
     }
     if args.stream:  # only then, so that in-memory runs write the same checkpoints as before
         data_args["stream"] = True
-    bundle = _load_data_once_per_machine(args.data, here, **data_args)
+    with first_on_each_machine(here):  # under torchrun: a download or extraction happens once per machine
+        bundle = _load_data(args.data, **data_args)
     if bundle.notice and talk:
         print(bundle.notice.splitlines()[0], file=sys.stderr)
     if bundle.storage and talk:
@@ -118,7 +104,7 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
         print(f"precision: {config.amp_choice()}", file=sys.stderr)
     torch.manual_seed(config.seed)
     model = create_for_data(args.model, len(bundle.classes), bundle.image_size)
-    train_loader, val_loader, test_loader = bundle.loaders(config)
+    train_loader, val_loader, test_loader = bundle.loaders(config, rank=here.rank, world_size=here.size)
     if len(train_loader) == 0:
         raise CLIError(
             f"the training split has {len(bundle.train)} images, fewer than one batch of {config.batch_size}"

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from resnet_course.devices import DEVICE_CHOICES
 from resnet_course.models.registry import list_models
+from resnet_course.parallel.group import launched_size
 from resnet_course.profiles import PROFILES, get_profile
 from resnet_course.training.config import OPTIMIZERS, SCHEDULES, TrainConfig, linear_scaled_lr
 
@@ -299,17 +299,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise CLIError(one_line(e)) from None
     args.recipe = ""
     if source:
-        per = " per process" if _processes() > 1 else ""
+        per = " per process" if launched_size() > 1 else ""
         args.recipe = (
-            f"recipe: batch {config.batch_size}{per}, lr {config.effective_lr(_processes()):.3g} — {source}; "
+            f"recipe: batch {config.batch_size}{per}, lr {config.effective_lr(launched_size()):.3g} — {source}; "
             "--batch-size/--lr set them"
         )
     return config
-
-
-def _processes() -> int:
-    """The processes of this training: ``WORLD_SIZE`` under torchrun, else 1."""
-    return int(os.environ.get("WORLD_SIZE", "1") or 1)
 
 
 def _profile_recipe(batch_size: int | None, lr: float | None, optimizer: str) -> tuple[dict[str, Any], str]:
@@ -324,7 +319,7 @@ def _profile_recipe(batch_size: int | None, lr: float | None, optimizer: str) ->
     profile = get_profile()
     batch = batch_size if batch_size is not None else profile.batch_size
     if lr is None and optimizer == "sgd" and profile.lr is not None:
-        lr = linear_scaled_lr(profile.lr, profile.batch_size, batch * _processes())
+        lr = linear_scaled_lr(profile.lr, profile.batch_size, batch * launched_size())
     return {
         "batch_size": batch,
         "lr": lr,

@@ -57,6 +57,8 @@ class DataBundle:
         augment: bool = True,
         eval_batch_size: int | None = None,
         num_workers: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> tuple[Any, Any | None, Any]:
         """``(train, val, test)`` :class:`~resnet_course.data.loaders.TensorLoader` s — or, for streamed parts,
         :class:`~resnet_course.data.streaming.StreamLoader` s with ``num_workers`` decoding processes each
@@ -65,16 +67,15 @@ class DataBundle:
         ``config.batch_size`` images per batch, shuffles with ``config.seed`` and, with ``augment``, pads-crops
         and flips; val/test (``eval_batch_size`` images per batch, default ``config.batch_size``) do neither.
 
-        Inside a process group (``torchrun``) each loader yields this process's shard
+        Process ``rank`` of ``world_size`` (a ``torchrun`` job: ``processes().rank`` and ``.size`` of
+        :mod:`resnet_course.parallel.ddp`) gets its shard of every loader
         (:func:`~resnet_course.data.loaders.batch_positions`): ``config.batch_size`` stays the per-process batch."""
         from resnet_course.data.streaming import make_loader
-        from resnet_course.distributed import world
 
         eval_bs = eval_batch_size or config.batch_size
-        here = world()
         common = {
-            "rank": here.rank,
-            "world_size": here.size,
+            "rank": rank,
+            "world_size": world_size,
             "mean": self.mean,
             "std": self.std,
             "device": config.device,

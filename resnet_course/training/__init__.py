@@ -10,7 +10,6 @@ Modules (import from them directly; this package re-exports nothing):
 * :mod:`~resnet_course.training.history` — ``History``, per-epoch metrics;
 * :mod:`~resnet_course.training.engine` — ``fit``: the course's runs, epochs of the loop with files and resume;
 * :mod:`~resnet_course.training.runstate` — what a run carries from epoch to epoch, saved and resumed;
-* :mod:`~resnet_course.training.parallel` — what ``fit`` does differently on several processes (DDP);
 * :mod:`~resnet_course.training.runlock` — one training per run folder;
 * :mod:`~resnet_course.training.predictions` — ``predict``;
 * :mod:`~resnet_course.training.checkpoints` — atomic save, load and rebuild;

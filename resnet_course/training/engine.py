@@ -13,7 +13,7 @@ with a :class:`~resnet_course.training.steps.CourseStep` for the knobs of
 * Ctrl-C (the notebook's stop button): ``KeyboardInterrupt`` propagates at once, with a message saying what
   ``last.pt`` holds; ``fit(..., resume=True)`` continues from there;
 * a run folder is held by one training at a time (:class:`~resnet_course.training.runlock.RunLock`);
-* several processes (``torchrun``): :mod:`resnet_course.training.parallel`, met at its named points.
+* several processes (``torchrun``): :mod:`resnet_course.parallel.ddp`, met at its named points.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from torch import nn
 from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
+from resnet_course.parallel.ddp import OneProcess, processes
 from resnet_course.training.config import TrainConfig
 from resnet_course.training.history import History
 from resnet_course.training.loop import evaluate, train_one_epoch
-from resnet_course.training.parallel import OneProcess, processes
 from resnet_course.training.runlock import RunFolderBusy, RunLock
 from resnet_course.training.runstate import RunState
 from resnet_course.training.steps import CourseStep, TrainingDiverged

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from resnet_course.parallel.group import job_id
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -38,15 +40,6 @@ def _holder_text(info: dict[str, Any]) -> str:
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.get("started", 0)))
     job = f", DDP job {info['job']}" if info.get("job") else ""
     return f"pid {info.get('pid')} on {info.get('host')} ({info.get('command', '?')}, started {started}{job})"
-
-
-def _job_id() -> str | None:
-    """The torchrun job this process belongs to (its rendezvous), or ``None`` outside torchrun."""
-    if "WORLD_SIZE" not in os.environ:
-        return None
-    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
-    where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
-    return f"{run_id}@{where}" if run_id else where
 
 
 def _pid_alive(pid: int) -> bool:
@@ -83,7 +76,7 @@ class RunLock:
             "host": socket.gethostname(),
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:200] if sys.argv else "python",
             "started": time.time(),
-            "job": _job_id(),
+            "job": job_id(),
         }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)

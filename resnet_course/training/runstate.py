@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel
 
+from resnet_course.parallel.ddp import OneProcess
 from resnet_course.training.checkpoints import (
     CheckpointError,
     load_weights,
@@ -30,7 +31,6 @@ from resnet_course.training.checkpoints import (
 from resnet_course.training.config import TrainConfig
 from resnet_course.training.history import History
 from resnet_course.training.optimizers import build_optimizer
-from resnet_course.training.parallel import OneProcess
 from resnet_course.training.schedules import LRSchedule, build_schedule
 
 __all__ = ["RunState"]

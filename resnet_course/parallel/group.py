@@ -3,10 +3,7 @@
 ``torchrun --nproc_per_node=N -m resnet_course train ...`` starts N processes and gives each the environment
 variables ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``. :func:`init_from_env`
 reads them and joins the process group (``nccl`` on CUDA, ``gloo`` on the CPU) with a one-line error for a
-wrong launch; :func:`world` tells any part of the package which process it is (rank 0 of 1 without a process
-group). The training loop (:mod:`resnet_course.training.engine`) wraps the model in
-``DistributedDataParallel`` when ``world().size > 1``; the loaders (:mod:`resnet_course.data.loaders`) give each
-process its own shard of every batch; evaluation sums its counts over all processes with :func:`all_sum`.
+wrong launch; :func:`world` tells which process this is (rank 0 of 1 without a process group). What ``fit`` does with it is in :mod:`resnet_course.parallel.ddp`.
 """
 
 from __future__ import annotations
@@ -14,6 +11,8 @@ from __future__ import annotations
 import datetime
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -24,9 +23,12 @@ __all__ = [
     "World",
     "all_sum",
     "any_true",
+    "first_on_each_machine",
     "gather",
     "init_from_env",
+    "job_id",
     "launched_by_torchrun",
+    "launched_size",
     "world",
 ]
 
@@ -69,6 +71,36 @@ def world() -> World:
 def launched_by_torchrun() -> bool:
     """True when this process was started by ``torchrun`` (or another launcher that sets ``WORLD_SIZE``)."""
     return "WORLD_SIZE" in os.environ
+
+
+def job_id() -> str | None:
+    """The torchrun job this process belongs to (its rendezvous), or ``None`` outside torchrun."""
+    if "WORLD_SIZE" not in os.environ:
+        return None
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+    return f"{run_id}@{where}" if run_id else where
+
+
+def launched_size() -> int:
+    """How many processes the launcher started (``WORLD_SIZE``; 1 for a plain start), before any group exists."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+@contextmanager
+def first_on_each_machine(here: World) -> Iterator[None]:
+    """Run the block in the first process of each machine, then in the others (a CIFAR-10 download or extraction
+    happens once; the others read what it wrote). Without a process group the block just runs."""
+    if not here.distributed:
+        yield
+        return
+    if here.local_rank != 0:
+        dist.barrier()
+    try:
+        yield
+    finally:
+        if here.local_rank == 0:
+            dist.barrier()  # also when the block failed: the others then fail with the same error themselves
 
 
 def _env_int(name: str) -> int:

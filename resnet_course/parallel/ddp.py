@@ -13,21 +13,24 @@ Under ``torchrun`` (:class:`DataParallel`, data parallelism with ``DistributedDa
 * ``report``: how far the processes' copies of the model ended apart (``history.extra["ddp"]``).
 
 Only rank 0 prints and writes files (``is_main``). The process group itself is joined by
-:func:`resnet_course.distributed.init_from_env` (the command line does it under ``torchrun``).
+:func:`resnet_course.parallel.group.init_from_env` (the command line does it under ``torchrun``), which also
+builds the loaders of this process's shard: ``DataBundle.loaders(config, rank=..., world_size=...)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from resnet_course.distributed import World, all_sum, gather, replica_difference, world
-from resnet_course.training.config import TrainConfig
+from resnet_course.parallel.group import World, all_sum, gather, replica_difference, world
+
+if TYPE_CHECKING:
+    from resnet_course.training.config import TrainConfig
 
 __all__ = ["DataParallel", "OneProcess", "processes"]
 
@@ -37,6 +40,7 @@ class OneProcess:
 
     is_main = True
     distributed = False
+    rank = 0
     size = 1
 
     def check_loader(self, loader: Iterable[Any], n_batches: int) -> None:
@@ -77,14 +81,16 @@ class DataParallel(OneProcess):
     def __init__(self, here: World) -> None:
         self.world = here
         self.is_main = here.is_main
+        self.rank = here.rank
         self.size = here.size
 
     def check_loader(self, loader: Iterable[Any], n_batches: int) -> None:
         if getattr(loader, "world_size", None) != self.size:
             raise ValueError(
                 f"fit runs in a process group of {self.size} processes, but the training loader is not sharded "
-                "for it (each process would train on every image): build the loaders inside the group with "
-                "DataBundle.loaders(config), or TensorLoader/StreamLoader(..., rank=, world_size=)"
+                "for it (each process would train on every image): build them with DataBundle.loaders(config, "
+                "rank=processes().rank, world_size=processes().size), or TensorLoader/StreamLoader(..., rank=, "
+                "world_size=)"
             )
         counts = gather(n_batches)
         if len(set(counts)) > 1:  # DDP would wait forever for the processes with fewer batches
