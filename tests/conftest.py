@@ -234,3 +234,17 @@ def run_notebook(path: Path, env: dict[str, str | None], monkeypatch: pytest.Mon
             monkeypatch.setenv(key, value)
     nb, _ = execute_notebook(path, {}, timeout=600)
     return outputs_text(nb)
+
+
+TEACHER_FOLDER_CLASSES = ["Circle", "Triangle", "Star", "Diamond", "Checker board"]
+
+
+def write_teacher_folder(root: Path) -> Path:
+    """A teacher's own ImageFolder, as unlike CIFAR-10 as a class would bring: 5 classes, not 10; 48-px images,
+    not 32; a class name with a space (``TEACHER_FOLDER_CLASSES``). Returns the folder."""
+    from resnet_course.data.imagefolder import write_image_folder
+    from resnet_course.data.shapes10 import make_shapes10
+
+    images = make_shapes10(300, seed=7).select_classes([0, 2, 5, 7, 9])
+    images.classes = list(TEACHER_FOLDER_CLASSES)
+    return write_image_folder(images, root / "my_images", image_size=48)

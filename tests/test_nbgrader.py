@@ -5,10 +5,10 @@ Full marks for the solutions is shown in two parts, so that CI runs each noteboo
 command runs every source notebook (solutions in place) under nbval, where a check cell that fails is an error;
 and here a submission of notebook 05 with one wrong answer gets full points for its three right ones.
 
-The autograding runs the course on **CIFAR-10 found on disk** (``RESNET_COURSE_DATASET=cifar10``, a folder in the
-dataset's own pickle format with random images), the path a class with the real dataset takes: since no cell
-but the exercises' checks may fail, the unanswered copies show that every notebook runs on it, and never falls
-back to the offline stand-in (``test_course_datasets.py`` runs the teacher's-ImageFolder path).
+The autograding runs the course on **a teacher's own ImageFolder** (``RESNET_COURSE_DATASET=<folder>``: 5 classes,
+48-px images, a class name with a space; ``conftest.write_teacher_folder``): since no cell but the exercises'
+checks may fail, the unanswered copies show that every notebook runs on such a folder, and never falls back to
+the offline stand-in (``test_course_datasets.py`` says where the other kinds of data are run).
 
 nbgrader itself runs, in a temporary course directory configured by ``docs/nbgrader_config.py``, one
 assignment per notebook (as a teacher would release them week by week), in the smoke profile.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import outputs_text, used_stand_in, write_tiny_cifar
+from conftest import outputs_text, used_stand_in, write_teacher_folder
 
 pytest.importorskip("nbgrader")
 from nbgrader.api import Gradebook  # noqa: E402
@@ -54,7 +54,8 @@ def _nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     env = os.environ | {
         "RESNET_COURSE_PROFILE": "smoke",
         "RESNET_COURSE_DATA": str(course / "data"),  # the notebooks' data, runs and results, apart from the tests'
-        "RESNET_COURSE_DATASET": "cifar10",  # read from course/data/cifar-10-batches-py
+        "RESNET_COURSE_DATASET": str(course / "my_images"),  # the teacher's folder (the graded fixture writes it)
+        "TORCH_HOME": str(course / "torch"),  # torch hub's cache: ImageNet weights for 08 (the fixture writes them)
     }
     proc = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True, text=True
@@ -110,6 +111,21 @@ def test_every_exercise_of_the_course_is_graded():
 # --------------------------------------------------------------------------------------------------
 
 
+def _cache_imagenet_weights(torch_home: Path) -> Path:
+    """Random weights in the real format where torch hub keeps ``ResNet18_Weights.IMAGENET1K_V1``: notebook 08
+    then takes its pretrained branch, which CI cannot download for."""
+    import torch
+    from torchvision.models import ResNet18_Weights
+
+    from resnet_course.models.registry import create
+
+    file = torch_home / "hub" / "checkpoints" / Path(ResNet18_Weights.IMAGENET1K_V1.url).name
+    file.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(create("resnet18").state_dict(), file)
+    return file
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> Path:
     """A course directory after generate_assignment and the autograding of two students' submissions:
@@ -117,7 +133,8 @@ def graded(tmp_path_factory) -> Path:
     wrong)."""
     course = tmp_path_factory.mktemp("course")
     shutil.copy(REPO / "docs" / "nbgrader_config.py", course / "nbgrader_config.py")
-    write_tiny_cifar(course / "data", per_class_per_batch=24, test_per_class=60)  # the smoke profile's sizes
+    write_teacher_folder(course)  # course/my_images
+    _cache_imagenet_weights(course / "torch")
     for path in NOTEBOOKS:
         (course / "source" / path.stem).mkdir(parents=True)
         shutil.copy(path, course / "source" / path.stem / path.name)
@@ -170,12 +187,27 @@ def test_autograding_unanswered_student_copies_gives_zero_and_no_other_error(gra
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_every_notebook_runs_on_cifar10_from_disk_without_the_stand_in(graded, assignment):
+def test_every_notebook_runs_on_a_teachers_folder_without_the_stand_in(graded, assignment):
     nb = nbformat.read(graded / "autograded" / "unanswered" / assignment / f"{assignment}.ipynb", as_version=4)
     text = outputs_text(nb)
-    assert not used_stand_in(text), "the notebook used the offline stand-in although CIFAR-10 was on disk"
-    if "load_data" in "".join(c.source for c in nb.cells):
-        assert "cifar10" in text or "CIFAR-10" in text or "airplane" in text
+    source = "".join(c.source for c in nb.cells)
+    if assignment.startswith("08"):  # the target task is the teacher's folder; the source model is the course's
+        assert "Checker board" in text
+    elif "load_data" in source:
+        assert not used_stand_in(text), "the notebook used the offline stand-in, not the teacher's folder"
+        assert "Checker board" in text or "5 classes" in text
+
+
+def test_notebook_08_takes_its_imagenet_branch_with_weights_in_the_cache(graded):
+    """The pretrained path, which CI cannot download for (the README's nbval run shows the offline one): load the
+    cached file strictly, ask the model about target images at 224 px, transfer ResNet-18."""
+    name = "08_transfer_learning"
+    text = outputs_text(nbformat.read(graded / "autograded" / "unanswered" / name / f"{name}.ipynb", as_version=4))
+    assert "found in the cache: " in text and "resnet18-" in text
+    assert "ImageNet ResNet-18 loaded into resnet_course.models.registry.resnet18 (strict=True)" in text
+    assert "ImageNet top-3 =" in text  # the pretrained model was asked about target images
+    assert "source: ImageNet-1k" in text
+    assert "skipped: no ImageNet weights" not in text
 
 
 def test_one_wrong_answer_costs_that_exercise_only_and_right_answers_get_full_marks(graded):
