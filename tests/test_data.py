@@ -326,11 +326,12 @@ def test_imagefolder_test_classes_must_exist_in_train(tmp_path, make_imagefolder
 
 def test_load_profile_data_uses_the_profile_sizes(monkeypatch):
     from resnet_course.data.loading import load_profile_data
+    from resnet_course.profiles import PROFILES
 
     monkeypatch.delenv("RESNET_COURSE_DATASET", raising=False)
     bundle = load_profile_data("smoke", train_size=100)
     assert bundle.name == "shapes10"
-    assert len(bundle.train) + len(bundle.val) == 100 and len(bundle.test) == 500
+    assert len(bundle.train) + len(bundle.val) == 100 and len(bundle.test) == PROFILES["smoke"].test_size
 
 
 def test_select_classes_relabels_in_the_given_order() -> None:

@@ -224,22 +224,6 @@ def test_two_processes_without_batchnorm_equal_one_process_with_the_global_batch
     assert ckpt["world_size"] == 2 and not any(k.startswith("module.") for k in ckpt["state_dict"])
 
 
-def test_resnet20_under_ddp_ends_equal_on_both_ranks_and_close_to_one_process(tmp_path: Path) -> None:
-    common = ("--model", "resnet20", "--epochs", "2", "--train-size", "512")
-    _ok(_single(tmp_path / "one", "--batch-size", "64", *common))
-    result = _ddp(tmp_path / "two", "--batch-size", "32", *common)
-    _ok(result)
-    r0, r1 = (torch.load(tmp_path / "two" / f"rank{r}.pt") for r in range(2))
-    for k, v in r0["state_dict"].items():
-        assert torch.equal(v, r1["state_dict"][k]), k  # parameters and BatchNorm statistics
-    ddp = r0["history"]["extra"]["ddp"]
-    assert ddp["max_difference"] == 0.0 and ddp["world_size"] == 2 and ddp["global_batch_size"] == 64
-    assert ddp["values"] == sum(v.numel() for v in r0["state_dict"].values())
-    one = torch.load(tmp_path / "one" / "rank0.pt")["history"]
-    # BatchNorm normalises each process's 32 images on their own: close to, not equal to, one process of 64
-    assert abs(r0["history"]["train_loss"][-1] - one["train_loss"][-1]) < 0.1
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -251,6 +235,8 @@ def _pid_alive(pid: int) -> bool:
 def test_ctrl_c_on_torchrun_stops_every_process_and_the_resumed_run_equals_an_uninterrupted_one(
     tmp_path: Path,
 ) -> None:
+    """ResNet-20 (BatchNorm) on two processes: Ctrl-C, resume, and the uninterrupted run it must equal, whose two
+    ranks end with equal weights and BatchNorm statistics, close to one process with the global batch."""
     out, common = tmp_path / "run", ["--model", "resnet20", "--epochs", "3"]
     cmd = [
         *TORCHRUN,
@@ -289,6 +275,17 @@ def test_ctrl_c_on_torchrun_stops_every_process_and_the_resumed_run_equals_an_un
     h_resumed, h_full = (torch.load(d / "rank1.pt")["history"] for d in (out, tmp_path / "full"))
     assert h_resumed["train_loss"] == pytest.approx(h_full["train_loss"], rel=1e-9)
     assert h_resumed["train_acc"] == h_full["train_acc"]
+    # the uninterrupted run: both ranks equal, DDP's report, and close to one process of the global batch
+    r0, r1 = (torch.load(tmp_path / "full" / f"rank{r}.pt") for r in range(2))
+    for k, v in r0["state_dict"].items():
+        assert torch.equal(v, r1["state_dict"][k]), k  # parameters and BatchNorm statistics
+    ddp = r0["history"]["extra"]["ddp"]
+    assert ddp["max_difference"] == 0.0 and ddp["world_size"] == 2 and ddp["global_batch_size"] == 64
+    assert ddp["values"] == sum(v.numel() for v in r0["state_dict"].values())
+    _ok(_single(tmp_path / "one", *common, "--batch-size", "64"))
+    one = torch.load(tmp_path / "one" / "rank0.pt")["history"]
+    # BatchNorm normalises each process's 32 images on their own: close to, not equal to, one process of 64
+    assert abs(r0["history"]["train_loss"][-1] - one["train_loss"][-1]) < 0.1
 
 
 def test_a_process_that_dies_stops_the_job_naming_it_and_keeps_the_saved_epoch(tmp_path: Path) -> None:

@@ -21,7 +21,6 @@ from typing import ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import SqueezeExcitation
 
 __all__ = [
     "BasicBlock",
@@ -76,6 +75,8 @@ def _se(channels: int, se_reduction: int | None) -> nn.Module | None:
         return None
     if se_reduction < 1:
         raise ValueError(f"se_reduction must be a positive integer or None, got {se_reduction!r}")
+    from torchvision.ops import SqueezeExcitation  # here, not at the top: importing torchvision costs seconds
+
     return SqueezeExcitation(channels, max(1, channels // se_reduction))
 
 
