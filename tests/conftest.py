@@ -58,6 +58,17 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start ``test_nbgrader.py``'s autograding in the background as soon as the tests that need it are
+    collected: it runs notebooks in subprocesses, mostly while this process leaves a core idle."""
+    if session.config.option.collectonly:
+        return
+    for item in session.items:
+        if "graded" in getattr(item, "fixturenames", ()):
+            item.module.start_grading()
+            return
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_SESSION_DATA_DIR, ignore_errors=True)
 

@@ -237,7 +237,7 @@ def test_ctrl_c_on_torchrun_stops_every_process_and_the_resumed_run_equals_an_un
 ) -> None:
     """ResNet-20 (BatchNorm) on two processes: Ctrl-C, resume, and the uninterrupted run it must equal, whose two
     ranks end with equal weights and BatchNorm statistics, close to one process with the global batch."""
-    out, common = tmp_path / "run", ["--model", "resnet20", "--epochs", "3"]
+    out, common = tmp_path / "run", ["--model", "resnet20", "--epochs", "2"]
     cmd = [
         *TORCHRUN,
         "--standalone",

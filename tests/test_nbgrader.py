@@ -5,10 +5,17 @@ Full marks for the solutions is shown in two parts, so that CI runs each noteboo
 command runs every source notebook (solutions in place) under nbval, where a check cell that fails is an error;
 and here a submission of notebook 05 with one wrong answer gets full points for its three right ones.
 
-The autograding runs the course on **a teacher's own ImageFolder** (``RESNET_COURSE_DATASET=<folder>``: 5 classes,
-48-px images, a class name with a space; ``conftest.write_teacher_folder``): since no cell but the exercises'
-checks may fail, the unanswered copies show that every notebook runs on such a folder, and never falls back to
-the offline stand-in (``test_course_datasets.py`` says where the other kinds of data are run).
+The course's notebooks on each kind of data a class brings:
+
+* **the offline stand-in** ``shapes10``: the README's nbval run (every notebook, solutions in place);
+* **a teacher's own ImageFolder** (``RESNET_COURSE_DATASET=<folder>``: 5 classes, 48-px images, a class name with a
+  space; ``conftest.write_teacher_folder``): the unanswered copies are autograded on it, and since no cell but the
+  exercises' checks may fail, they show that every notebook runs on such a folder without falling back to the
+  stand-in;
+* **CIFAR-10 found on disk** in the dataset's own pickle format (random images): the wrong submission of 05.
+
+The autograding (about four minutes on two cores) runs in a background thread that ``conftest.py`` starts
+after collection, while the other tests run.
 
 nbgrader itself runs, in a temporary course directory configured by ``docs/nbgrader_config.py``, one
 assignment per notebook (as a teacher would release them week by week), in the smoke profile.
@@ -21,11 +28,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import outputs_text, used_stand_in, write_teacher_folder
+from conftest import outputs_text, used_stand_in, write_teacher_folder, write_tiny_cifar
 
 pytest.importorskip("nbgrader")
 from nbgrader.api import Gradebook  # noqa: E402
@@ -50,12 +59,13 @@ def _tasks(path: Path) -> dict[str, float]:
     }
 
 
-def _nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+def _nbgrader(course: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = os.environ | {
         "RESNET_COURSE_PROFILE": "smoke",
         "RESNET_COURSE_DATA": str(course / "data"),  # the notebooks' data, runs and results, apart from the tests'
         "RESNET_COURSE_DATASET": str(course / "my_images"),  # the teacher's folder (the graded fixture writes it)
         "TORCH_HOME": str(course / "torch"),  # torch hub's cache: ImageNet weights for 08 (the fixture writes them)
+        **(env or {}),
     }
     proc = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True, text=True
@@ -126,34 +136,65 @@ def _cache_imagenet_weights(torch_home: Path) -> Path:
     return file
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory) -> Path:
-    """A course directory after generate_assignment and the autograding of two students' submissions:
-    ``unanswered`` (the student versions as released) and ``wrong`` (notebook 05's solutions with one answer
-    wrong)."""
-    course = tmp_path_factory.mktemp("course")
-    shutil.copy(REPO / "docs" / "nbgrader_config.py", course / "nbgrader_config.py")
-    write_teacher_folder(course)  # course/my_images
-    _cache_imagenet_weights(course / "torch")
-    for path in NOTEBOOKS:
-        (course / "source" / path.stem).mkdir(parents=True)
-        shutil.copy(path, course / "source" / path.stem / path.name)
+def _grade(course: Path) -> None:
+    """generate_assignment, then the autograding of two students' submissions: ``unanswered`` (the student
+    versions as released, every notebook, on the teacher's folder) and ``wrong`` (notebook 05's solutions with one
+    answer wrong, on CIFAR-10 found on disk: the notebooks' other real data path)."""
     _nbgrader(course, "generate_assignment", "*", "--create")
-
-    submitted = course / "submitted"
     for path in NOTEBOOKS:
-        dest = submitted / "unanswered" / path.stem
+        dest = course / "submitted" / "unanswered" / path.stem
         dest.mkdir(parents=True)
         shutil.copy(course / "release" / path.stem / path.name, dest / path.name)
     wrong = nbformat.read(course / "source" / WRONG / f"{WRONG}.ipynb", as_version=4)
     (cell,) = [c for c in wrong.cells if c.metadata.get("nbgrader", {}).get("grade_id") == WRONG_TASK]
     assert '"val"' in cell.source
     cell.source = cell.source.replace('"val"', '"test"')  # choosing on the test set: the lesson's trap
-    (submitted / "wrong" / WRONG).mkdir(parents=True)
-    nbformat.write(wrong, submitted / "wrong" / WRONG / f"{WRONG}.ipynb")
+    (course / "submitted" / "wrong" / WRONG).mkdir(parents=True)
+    nbformat.write(wrong, course / "submitted" / "wrong" / WRONG / f"{WRONG}.ipynb")
+    _nbgrader(course, "autograde", "*", "--student", "unanswered", "--create", env=BACKGROUND_ENV)
+    _nbgrader(course, "autograde", WRONG, "--student", "wrong", "--create", env=BACKGROUND_ENV | CIFAR_ENV)
 
-    _nbgrader(course, "autograde", "*", "--create")
-    return course
+
+# The autograding runs in a thread while the other tests run (conftest.py starts it after collection): its
+# notebooks compute with one thread that sleeps while it waits, so that it uses the core the rest leaves idle.
+BACKGROUND_ENV = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+CIFAR_ENV = {"RESNET_COURSE_DATASET": "cifar10"}  # read from course/data/cifar-10-batches-py
+_BACKGROUND: dict[str, object] = {}
+
+
+def start_grading() -> None:
+    """Write the course directory and start :func:`_grade` in a thread (once)."""
+    if _BACKGROUND:
+        return
+    course = Path(tempfile.mkdtemp(prefix="resnet_course_nbgrader_"))
+    shutil.copy(REPO / "docs" / "nbgrader_config.py", course / "nbgrader_config.py")
+    write_teacher_folder(course)  # course/my_images
+    write_tiny_cifar(course / "data", per_class_per_batch=24, test_per_class=60)  # for the wrong submission
+    _cache_imagenet_weights(course / "torch")
+    for path in NOTEBOOKS:
+        (course / "source" / path.stem).mkdir(parents=True)
+        shutil.copy(path, course / "source" / path.stem / path.name)
+
+    def run() -> None:
+        try:
+            _grade(course)
+        except BaseException as e:  # noqa: BLE001  (re-raised by the fixture, in the test that needs it)
+            _BACKGROUND["error"] = e
+
+    thread = threading.Thread(target=run, name="nbgrader autograde", daemon=True)
+    _BACKGROUND.update(course=course, thread=thread)
+    thread.start()
+
+
+@pytest.fixture(scope="module")
+def graded() -> Path:
+    """The course directory after :func:`_grade` (started in the background at collection; here if not)."""
+    start_grading()
+    _BACKGROUND["thread"].join()
+    if "error" in _BACKGROUND:
+        raise _BACKGROUND["error"]
+    yield _BACKGROUND["course"]
+    shutil.rmtree(_BACKGROUND["course"], ignore_errors=True)
 
 
 def _scores(course: Path, student: str, assignment: str) -> dict[str, tuple[float, float]]:
@@ -218,6 +259,8 @@ def test_one_wrong_answer_costs_that_exercise_only_and_right_answers_get_full_ma
     assert [(gid, name) for _, gid, name in errors] == [(f"{WRONG_TASK}-check", "ExerciseFailed")]
     # the student still sees the friendly message and hint above the failure
     nb = nbformat.read(graded / "autograded" / "wrong" / WRONG / f"{WRONG}.ipynb", as_version=4)
+    text = outputs_text(nb)  # this submission ran on CIFAR-10 found on disk, not on the stand-in
+    assert not used_stand_in(text) and "airplane" in text
     outputs = [
         o
         for c in nb.cells

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from resnet_course.models.registry import create
 from resnet_course.training.checkpoints import load_checkpoint, read_checkpoint
-from resnet_course.training.config import TrainConfig, recipe
+from resnet_course.training.config import TrainConfig, profile_recipe, recipe
 from resnet_course.training.engine import TrainingDiverged, fit
 from resnet_course.training.history import History
 from resnet_course.training.loop import evaluate
@@ -100,6 +100,20 @@ def test_config_defaults_and_round_trip() -> None:
     assert recipe("gpu-resnet18").batch_size == 512
     with pytest.raises(ValueError, match="unknown recipe"):
         recipe("nope")
+
+
+def test_profile_recipe_scales_the_profiles_rate_with_the_global_batch() -> None:
+    from resnet_course.profiles import PROFILES
+
+    cpu = PROFILES["cpu"]  # batch 64 at its own learning rate
+    assert profile_recipe(cpu) == {"batch_size": cpu.batch_size, "lr": cpu.lr}
+    assert profile_recipe(cpu, 128)["lr"] == pytest.approx(2 * cpu.lr)  # twice the batch, twice the rate
+    assert profile_recipe(cpu, processes=2) == {"batch_size": cpu.batch_size, "lr": pytest.approx(2 * cpu.lr)}
+    assert profile_recipe(cpu, lr=0.01) == {"batch_size": cpu.batch_size, "lr": 0.01}
+    assert profile_recipe(cpu, optimizer="adamw")["lr"] is None  # TrainConfig's 1e-3
+    assert profile_recipe(None, 32, 0.05) == {"batch_size": 32, "lr": 0.05}
+    with pytest.raises(ValueError, match="needs a run profile"):
+        profile_recipe(None, 32)
 
 
 def test_weight_decay_not_on_norm_and_bias() -> None:

@@ -14,7 +14,7 @@ from resnet_course.devices import DEVICE_CHOICES
 from resnet_course.models.registry import list_models
 from resnet_course.parallel.group import launched_size
 from resnet_course.profiles import PROFILES, get_profile
-from resnet_course.training.config import OPTIMIZERS, SCHEDULES, TrainConfig, linear_scaled_lr
+from resnet_course.training.config import OPTIMIZERS, SCHEDULES, TrainConfig, profile_recipe
 
 __all__ = ["CLIError", "build_parser", "config_from_args", "one_line"]
 
@@ -33,7 +33,7 @@ _CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 # except: the command line computes in bf16/fp16 wherever the hardware runs it natively (the library's default is
 # fp32 everywhere, so that code calling fit gives the same numbers on every machine)
 _CONFIG_DEFAULTS["amp"] = "auto"
-# and: batch size and SGD's learning rate come from the run profile's recipe (see _profile_recipe)
+# and: batch size and SGD's learning rate come from the run profile's recipe (training.config.profile_recipe)
 _CONFIG_DEFAULTS["batch_size"] = None
 _CPU = PROFILES["cpu"]  # for the help texts
 
@@ -289,38 +289,24 @@ def _config_option_adder(parser: argparse.ArgumentParser) -> Callable[..., None]
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` of the ``train`` options (the config resolves the device, once); the batch size
-    and learning rate left unset come from :func:`_profile_recipe`. Sets ``args.recipe`` to the line that says
-    which recipe the run takes (empty when both were given)."""
+    and learning rate left unset come from the run profile (:func:`~resnet_course.training.config.profile_recipe`).
+    Sets ``args.recipe`` to the line that says which recipe the run takes (empty when both were given)."""
     values = {k: v for k, v in vars(args).items() if k in _CONFIG_DEFAULTS}
+    given = values["batch_size"] is not None and values["lr"] is not None
     try:
-        recipe, source = _profile_recipe(values["batch_size"], values["lr"], values["optimizer"])
+        profile = None if given else get_profile()
+        recipe = profile_recipe(
+            profile, values["batch_size"], values["lr"], optimizer=values["optimizer"], processes=launched_size()
+        )
         config = TrainConfig(**{**values, **recipe})
     except ValueError as e:
         raise CLIError(one_line(e)) from None
     args.recipe = ""
-    if source:
+    if profile is not None:
+        source = f"the {profile.name} profile's ({profile.chosen_by.split(',')[0]})"
         per = " per process" if launched_size() > 1 else ""
         args.recipe = (
             f"recipe: batch {config.batch_size}{per}, lr {config.effective_lr(launched_size()):.3g} — {source}; "
             "--batch-size/--lr set them"
         )
     return config
-
-
-def _profile_recipe(batch_size: int | None, lr: float | None, optimizer: str) -> tuple[dict[str, Any], str]:
-    """``({"batch_size", "lr"}, where they come from)``: the values given, the others from the run profile
-    (:func:`~resnet_course.profiles.get_profile`). The profile's SGD learning rate belongs to its batch size on one
-    process; for another batch size, or several processes under torchrun, it is scaled linearly (Goyal et al.
-    2017). A profile without a learning rate, and AdamW, leave ``lr`` to :class:`TrainConfig` (0.1 x global
-    batch/128 for SGD, 1e-3 for AdamW)."""
-
-    if batch_size is not None and lr is not None:
-        return {"batch_size": batch_size, "lr": lr}, ""
-    profile = get_profile()
-    batch = batch_size if batch_size is not None else profile.batch_size
-    if lr is None and optimizer == "sgd" and profile.lr is not None:
-        lr = linear_scaled_lr(profile.lr, profile.batch_size, batch * launched_size())
-    return {
-        "batch_size": batch,
-        "lr": lr,
-    }, f"the {profile.name} profile's ({profile.chosen_by.split(',')[0]})"

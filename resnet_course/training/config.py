@@ -21,13 +21,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from resnet_course.devices import DEVICE_CHOICES, cpu_bf16_flags, native_mixed_precision, resolve_device
 
-__all__ = ["TrainConfig", "linear_scaled_lr", "recipe", "RECIPES", "SCHEDULES", "OPTIMIZERS", "AMP_DTYPES"]
+if TYPE_CHECKING:
+    from resnet_course.profiles import Profile
+
+__all__ = ["TrainConfig", "linear_scaled_lr", "profile_recipe", "recipe", "RECIPES", "SCHEDULES", "OPTIMIZERS", "AMP_DTYPES"]
 
 OPTIMIZERS = ("sgd", "adamw")
 AMP_DTYPES = ("auto", "float16", "bfloat16")
@@ -325,6 +328,29 @@ def linear_scaled_lr(lr: float, batch: int, new_batch: int) -> float:
     place the course scales a learning rate: the default SGD rate, a profile's rate at another batch size, and
     the global batch of several processes."""
     return lr * new_batch / batch
+
+
+def profile_recipe(
+    profile: Profile | None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    *,
+    optimizer: str = "sgd",
+    processes: int = 1,
+) -> dict[str, Any]:
+    """``{"batch_size", "lr"}`` of a run: the values given, the others from the run ``profile``. The profile's SGD
+    learning rate belongs to its batch size on one process; for another batch size, or ``processes`` of a
+    data-parallel job, it is scaled linearly (:func:`linear_scaled_lr`). A profile without a learning rate, and
+    AdamW, leave ``lr`` to :class:`TrainConfig` (0.1 × global batch / 128 for SGD, 1e-3 for AdamW).
+    ``profile`` may be ``None`` only when both values are given."""
+    if batch_size is not None and lr is not None:
+        return {"batch_size": batch_size, "lr": lr}
+    if profile is None:
+        raise ValueError("profile_recipe needs a run profile for the batch size or learning rate not given")
+    batch = batch_size if batch_size is not None else profile.batch_size
+    if lr is None and optimizer == "sgd" and profile.lr is not None:
+        lr = linear_scaled_lr(profile.lr, profile.batch_size, batch * processes)
+    return {"batch_size": batch, "lr": lr}
 
 
 def recipe(name: str, **overrides: Any) -> TrainConfig:
