@@ -175,26 +175,47 @@ def start_grading() -> None:
         (course / "source" / path.stem).mkdir(parents=True)
         shutil.copy(path, course / "source" / path.stem / path.name)
 
-    def run() -> None:
-        try:
-            _grade(course)
-        except BaseException as e:  # noqa: BLE001  (re-raised by the fixture, in the test that needs it)
-            _BACKGROUND["error"] = e
+    errors: dict[str, BaseException] = {}
+
+    def run() -> None:  # each step's error is re-raised by the test that needs the step
+        for name, step in (
+            ("grade", _grade),
+            ("feedback", lambda c: _nbgrader(c, "generate_feedback", WRONG, "--student", "wrong")),
+            ("exchange", lambda c: _exchange(c / "exchange_cycle")),
+        ):
+            try:
+                step(course)
+            except BaseException as e:  # noqa: BLE001
+                errors[name] = e
 
     thread = threading.Thread(target=run, name="nbgrader autograde", daemon=True)
-    _BACKGROUND.update(course=course, thread=thread)
+    _BACKGROUND.update(course=course, thread=thread, errors=errors)
     thread.start()
 
 
 @pytest.fixture(scope="module")
-def graded() -> Path:
-    """The course directory after :func:`_grade` (started in the background at collection; here if not)."""
+def background() -> tuple[Path, dict[str, BaseException]]:
+    """The course directory and the errors of the background steps, once they have all run (started at
+    collection by conftest.py; here when they were not)."""
     start_grading()
     _BACKGROUND["thread"].join()
-    if "error" in _BACKGROUND:
-        raise _BACKGROUND["error"]
-    yield _BACKGROUND["course"]
+    yield _BACKGROUND["course"], _BACKGROUND["errors"]
     shutil.rmtree(_BACKGROUND["course"], ignore_errors=True)
+
+
+def _step(background: tuple[Path, dict[str, BaseException]], name: str) -> Path:
+    course, errors = background
+    needs = ["grade", name] if name == "feedback" else [name]  # feedback is for the graded submission
+    for step in needs:
+        if step in errors:
+            raise errors[step]
+    return course
+
+
+@pytest.fixture(scope="module")
+def graded(background) -> Path:
+    """The course directory after :func:`_grade`."""
+    return _step(background, "grade")
 
 
 def _scores(course: Path, student: str, assignment: str) -> dict[str, tuple[float, float]]:
@@ -270,37 +291,41 @@ def test_one_wrong_answer_costs_that_exercise_only_and_right_answers_get_full_ma
     assert any(o.output_type == "stream" and "❌" in o.text and "Hint:" in o.text for o in outputs)
 
 
-def test_feedback_for_a_wrong_answer(graded):
-    _nbgrader(graded, "generate_feedback", WRONG, "--student", "wrong")
-    html = (graded / "feedback" / "wrong" / WRONG / f"{WRONG}.html").read_text()
+def test_feedback_for_a_wrong_answer(background):
+    course = _step(background, "feedback")
+    html = (course / "feedback" / "wrong" / WRONG / f"{WRONG}.html").read_text()
     total = sum(_tasks(REPO / "notebooks" / f"{WRONG}.ipynb").values())
     assert f"Score: {total - 1:.1f} / {total:.1f}" in html or f"{total - 1} / {total}" in html
 
 
-def test_release_fetch_submit_collect_through_a_local_exchange(tmp_path):
+EXCHANGED = "04_cifar10_data"
+
+
+def _exchange(root: Path) -> None:
     """docs/TEACHING.md's steps 2–3 on one machine: the teacher releases, a student fetches and submits, the
     teacher collects (the student is whoever runs the test: nbgrader takes the account name)."""
-    course, exchange, home = tmp_path / "course", tmp_path / "exchange", tmp_path / "student"
-    exchange.mkdir(mode=0o777)
+    course, exchange, home = root / "course", root / "exchange", root / "student"
+    exchange.mkdir(mode=0o777, parents=True)
     home.mkdir()
-    assignment = "04_cifar10_data"
-    (course / "source" / assignment).mkdir(parents=True)
-    shutil.copy(REPO / "notebooks" / f"{assignment}.ipynb", course / "source" / assignment)
+    (course / "source" / EXCHANGED).mkdir(parents=True)
+    shutil.copy(REPO / "notebooks" / f"{EXCHANGED}.ipynb", course / "source" / EXCHANGED)
     config = (REPO / "docs" / "nbgrader_config.py").read_text()
     (course / "nbgrader_config.py").write_text(config + f"\nc.Exchange.root = {str(exchange)!r}\n")
     shutil.copy(course / "nbgrader_config.py", home / "nbgrader_config.py")
+    _nbgrader(course, "generate_assignment", EXCHANGED, "--create")
+    _nbgrader(course, "release_assignment", EXCHANGED)
+    _nbgrader(home, "fetch_assignment", EXCHANGED)
+    _nbgrader(home, "submit", EXCHANGED)
+    _nbgrader(course, "collect", EXCHANGED)
 
-    _nbgrader(course, "generate_assignment", assignment, "--create")
-    _nbgrader(course, "release_assignment", assignment)
-    _nbgrader(home, "fetch_assignment", assignment)
-    fetched = home / assignment / f"{assignment}.ipynb"
+
+def test_release_fetch_submit_collect_through_a_local_exchange(background):
+    root = _step(background, "exchange") / "exchange_cycle"
+    fetched = root / "student" / EXCHANGED / f"{EXCHANGED}.ipynb"
     assert "BEGIN SOLUTION" not in fetched.read_text()
-    _nbgrader(home, "submit", assignment)
-    _nbgrader(course, "collect", assignment)
-    (student,) = [p.name for p in (course / "submitted").iterdir()]
-    assert (
-        course / "submitted" / student / assignment / f"{assignment}.ipynb"
-    ).read_bytes() == fetched.read_bytes()
+    (student,) = [p.name for p in (root / "course" / "submitted").iterdir()]
+    submitted = root / "course" / "submitted" / student / EXCHANGED / f"{EXCHANGED}.ipynb"
+    assert submitted.read_bytes() == fetched.read_bytes()
 
 
 def test_student_copies_in_one_line_without_a_grading_course(tmp_path):
