@@ -14,7 +14,7 @@ The course's notebooks on each kind of data a class brings:
   stand-in;
 * **CIFAR-10 found on disk** in the dataset's own pickle format (random images): the wrong submission of 05.
 
-The autograding (about four minutes on two cores) runs in a background thread that ``conftest.py`` starts
+The autograding (about five minutes alone, on one core) runs in a background thread that ``conftest.py`` starts
 after collection, while the other tests run.
 
 nbgrader itself runs, in a temporary course directory configured by ``docs/nbgrader_config.py``, one

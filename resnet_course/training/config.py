@@ -30,7 +30,16 @@ from resnet_course.devices import DEVICE_CHOICES, cpu_bf16_flags, native_mixed_p
 if TYPE_CHECKING:
     from resnet_course.profiles import Profile
 
-__all__ = ["TrainConfig", "linear_scaled_lr", "profile_recipe", "recipe", "RECIPES", "SCHEDULES", "OPTIMIZERS", "AMP_DTYPES"]
+__all__ = [
+    "TrainConfig",
+    "linear_scaled_lr",
+    "profile_recipe",
+    "recipe",
+    "RECIPES",
+    "SCHEDULES",
+    "OPTIMIZERS",
+    "AMP_DTYPES",
+]
 
 OPTIMIZERS = ("sgd", "adamw")
 AMP_DTYPES = ("auto", "float16", "bfloat16")
