@@ -293,10 +293,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     Sets ``args.recipe`` to the line that says which recipe the run takes (empty when both were given)."""
     values = {k: v for k, v in vars(args).items() if k in _CONFIG_DEFAULTS}
     given = values["batch_size"] is not None and values["lr"] is not None
+    processes = launched_size()
     try:
         profile = None if given else get_profile()
         recipe = profile_recipe(
-            profile, values["batch_size"], values["lr"], optimizer=values["optimizer"], processes=launched_size()
+            profile, values["batch_size"], values["lr"], optimizer=values["optimizer"], processes=processes
         )
         config = TrainConfig(**{**values, **recipe})
     except ValueError as e:
@@ -304,9 +305,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     args.recipe = ""
     if profile is not None:
         source = f"the {profile.name} profile's ({profile.chosen_by.split(',')[0]})"
-        per = " per process" if launched_size() > 1 else ""
+        per = " per process" if processes > 1 else ""
         args.recipe = (
-            f"recipe: batch {config.batch_size}{per}, lr {config.effective_lr(launched_size()):.3g} — {source}; "
+            f"recipe: batch {config.batch_size}{per}, lr {config.effective_lr(processes):.3g} — {source}; "
             "--batch-size/--lr set them"
         )
     return config

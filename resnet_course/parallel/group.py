@@ -3,7 +3,8 @@
 ``torchrun --nproc_per_node=N -m resnet_course train ...`` starts N processes and gives each the environment
 variables ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``. :func:`init_from_env`
 reads them and joins the process group (``nccl`` on CUDA, ``gloo`` on the CPU) with a one-line error for a
-wrong launch; :func:`world` tells which process this is (rank 0 of 1 without a process group). What ``fit`` does with it is in :mod:`resnet_course.parallel.ddp`.
+wrong launch; :func:`world` tells which process this is (rank 0 of 1 without a process group). What ``fit``
+does with it is in :mod:`resnet_course.parallel.ddp`.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def launched_by_torchrun() -> bool:
 
 def job_id() -> str | None:
     """The torchrun job this process belongs to (its rendezvous), or ``None`` outside torchrun."""
-    if "WORLD_SIZE" not in os.environ:
+    if not launched_by_torchrun():
         return None
     run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
     where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
