@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats", type=int, default=2, help="runs of each, alternating; the fastest counts"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="3,000 images, 1 epoch, one run each (CI: well under a minute)"
+        "--quick", action="store_true", help="1,500 images, 1 epoch, one run each (CI: about half a minute)"
     )
     add_isa_option(parser)
     parser.add_argument("--plain-child", action="store_true", help=argparse.SUPPRESS)
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         plain_loop(args.images, args.epochs, seed=0, model_name=args.model)
         return 0
     if args.quick:
-        args.images, args.epochs, args.repeats = 3000, 1, 1
+        args.images, args.epochs, args.repeats = 1500, 1, 1
     print(
         f"engine vs plain loop, whole processes: {args.model}, shapes10, {args.images} images, {args.epochs} "
         f"epoch(s), best of {args.repeats}, engine --amp {args.amp}; {cpu_line()}",

@@ -316,6 +316,16 @@ def test_a_checkpoint_from_before_a_new_config_field_still_resumes(tmp_path: Pat
         )
 
 
+def test_resume_with_another_number_of_processes_is_refused(tmp_path: Path) -> None:
+    """A run of a 2-process DDP job, resumed by one process: the shards and the global batch would differ."""
+    from resnet_course.training.checkpoints import update_checkpoint
+
+    fit(model(), loaders()[0], None, cfg(epochs=2), out_dir=tmp_path, progress=False, callback=lambda h: True)
+    update_checkpoint(tmp_path / "last.pt", world_size=2)
+    with pytest.raises(ValueError, match=r"trained by 2 process\(es\) and this one has 1; resume with the same"):
+        fit(model(), loaders()[0], None, cfg(epochs=2), out_dir=tmp_path, resume=True, progress=False)
+
+
 def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
     fit(model(), loaders()[0], None, cfg(epochs=1), out_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"cannot resume.*epochs=1 there, 2 now"):
