@@ -5,6 +5,7 @@ files (they execute nothing): outputs from a smoke run or from the generated ``s
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,88 @@ def test_the_check_catches_smoke_and_stand_in_outputs() -> None:
     smoke = str(get_profile("smoke"))
     data = load_data("shapes10", train_size=200, test_size=20)
     assert "Profile 'smoke'" in smoke and used_stand_in(str(data))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_outputs_hold_no_warning_and_no_path_of_the_renderer(path: Path) -> None:
+    text = outputs_text(nbformat.read(path, as_version=4))
+    paths = re.findall(r"(?<![\w$~])/(?:home|root|tmp|work|Users|mnt|private)/[^\s'\"<>]*", text)
+    assert not paths, f"outputs name the renderer's folders {paths[:3]}: tools/render_notebooks.py masks them"
+    assert not re.search(r"\w*Warning\b|^\s*warnings\.warn", text, re.M), "a committed output holds a warning"
+
+
+# A figure in a notebook's prose: a number (or a range of two) with a unit of measurement.
+FIGURE = re.compile(r"(?<![\w.$^_{])(\d[\d,]*(?:\.\d+)?(?:\s?[–-]\s?\d[\d,]*(?:\.\d+)?)?)\s?(%|×| points?\b| s\b| min\b)")
+# a paragraph that names where its figures come from: a paper, a table, a library's documentation
+CITED = re.compile(r"et al\.|arXiv|\bTable \d|torchvision's figures|kuangliu|Myrtle|DAWNBench")
+RESULTS_CITED = re.compile(r"RESULTS(\.md)?|benchmarks/lessons\.py")
+# figures that state no measurement: a confidence level, an example probability, a unit conversion
+NOT_MEASURED = ("95 %", "90 %", "100 %", "50 %")
+
+
+def prose_figures(nb) -> list[tuple[int, str, str]]:
+    """``(cell index, figure, paragraph)`` for each figure in the Markdown cells after the header."""
+    found = []
+    for i, cell in enumerate(nb.cells[1:], start=1):
+        if cell.cell_type != "markdown":
+            continue
+        for paragraph in re.split(r"\n\s*\n|\n(?=[-*] |\|)|(?<=\|)\n", re.sub(r"\$[^$]+\$", "", cell.source)):
+            if paragraph.lstrip().startswith("|") and not RESULTS_CITED.search(paragraph):
+                continue  # tables of references with a source column, or course facts
+            found += [(i, m.group(0), paragraph) for m in FIGURE.finditer(paragraph)]
+    return found
+
+
+def unsourced_figures(nb, results: str) -> list[str]:
+    text = outputs_text(nb)
+    shown = re.sub(r"\s+", " ", text)
+    bad = []
+    for i, figure, paragraph in prose_figures(nb):
+        number = re.split(r"\s?[–-]\s?|\s?(?=[%×])|\s(?=\D)", figure)[0]
+        if figure.replace(" ", "") in {f.replace(" ", "") for f in NOT_MEASURED}:
+            continue
+        if RESULTS_CITED.search(paragraph):
+            # a figure of the lessons table must be in today's table, not in the history around it
+            source = lessons_table(results) if "lessons.py" in paragraph else results
+            if re.split(r"\s?(?=[%×])|\s", figure)[0] not in source:
+                bad.append(f"cell {i}: {figure!r} is quoted from benchmarks/RESULTS.md, which no longer holds it")
+        elif not CITED.search(paragraph) and number not in shown:
+            bad.append(f"cell {i}: {figure!r} describes a run but no output shows it: print it from the run")
+    return bad
+
+
+def lessons_table(results: str) -> str:
+    """The table ``benchmarks/lessons.py --write`` keeps between its markers (all of ``results`` without them)."""
+    begin, end = "<!-- lessons:begin -->", "<!-- lessons:end -->"
+    return results.split(begin, 1)[1].split(end, 1)[0] if begin in results and end in results else results
+
+
+RESULTS_MD = (Path(__file__).resolve().parents[1] / "benchmarks" / "RESULTS.md").read_text()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_prose_states_no_measured_figure_that_the_outputs_or_results_do_not_hold(path: Path) -> None:
+    bad = unsourced_figures(nbformat.read(path, as_version=4), RESULTS_MD)
+    assert not bad, "\n".join(bad)
+
+
+def test_the_prose_check_catches_stale_and_unsourced_figures() -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# header, 5 min"),
+        nbformat.v4.new_markdown_cell(
+            "The run reached 71.3 % here.\n\nHe et al. report 6.43 % (Table 6).\n\n"
+            "Three seeds gave 12.9–29.0 points (`benchmarks/RESULTS.md`).\n\nAnd 17–38 points (RESULTS).\n\n"
+            "Seeds of `benchmarks/lessons.py`: 6.6 points.\n\n"
+            "A 95 % interval."
+        ),
+        nbformat.v4.new_code_cell("print(acc)"),
+    ]
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text="test accuracy 69.40%\n")]
+    results = "pooled 12.9–29.0, an older run 6.6\n<!-- lessons:begin -->\nspread 6.2\n<!-- lessons:end -->"
+    bad = unsourced_figures(nb, results=results)
+    assert len(bad) == 3 and "'71.3 %' describes a run" in bad[0] and "'17–38 points' is quoted" in bad[1]
+    assert "'6.6 points' is quoted" in bad[2]  # RESULTS mentions it, but not in today's lessons table
+    nb.cells[2].outputs[0].text = "test accuracy 71.3%\n"
+    results = "12.9–29.0 17–38 <!-- lessons:begin --> 6.6 <!-- lessons:end -->"
+    assert unsourced_figures(nb, results=results) == []

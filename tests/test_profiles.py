@@ -34,15 +34,19 @@ def test_three_profiles_with_sane_sizes():
         assert 0 <= p.val_fraction < 1
 
 
-def test_profile_is_frozen_and_prints_its_knobs():
+def test_profile_is_frozen_sums_itself_up_in_two_lines_and_lists_every_knob():
     p = get_profile("cpu")
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.epochs = 1
-    text = str(p)
+    text = p.table()
     for f in dataclasses.fields(Profile):
         if f.name != "chosen_by":
             assert f.name in text
     assert "resnet20" in text and "plain20, plain32" in text
+    short = str(p).splitlines()  # what every notebook's parameters cell prints
+    assert len(short) == 2 and short[0].startswith("Profile 'cpu' (requested")
+    assert f"{p.train_size} training / {p.test_size} test images; resnet20, {p.epochs} epochs, batch 64" in short[1]
+    assert "all training" in str(PROFILES["gpu"]) and "0.1 × batch/128" in str(PROFILES["gpu"])
     assert p.replace(epochs=1).epochs == 1 and p.epochs == PROFILES["cpu"].epochs > 1
 
 

@@ -62,6 +62,36 @@ def test_the_provenance_line_is_replaced_not_repeated():
     assert source.count("**Outputs shown**") == 1 and source.endswith("run 2.") and source.startswith("# 01")
 
 
+def test_the_run_time_block_is_written_from_the_measured_time():
+    nb = notebook_with_outputs([])
+    nb.cells[0].source = "# 01\n\n**Expected run time** (old)\n\n| a | b |\n|---|---|\n| cpu | 9 s |\n\nMore text."
+    render_notebooks.set_run_time(nb, 187.4, "2026-12-07")
+    render_notebooks.set_run_time(nb, 65, "2026-12-08")  # a second render replaces the block, it does not add one
+    lines = nb.cells[0].source.split("\n")
+    assert lines[2].startswith("**Expected run time**") and "|" not in nb.cells[0].source
+    assert lines[3] == "- cpu profile, a 2-core laptop CPU: 1 min 05 s for the outputs below (2026-12-08, machine named there)"
+    assert lines[4].startswith("- gpu profile") and lines[5:] == ["", "More text."]
+    bare = notebook_with_outputs([])
+    with pytest.raises(ValueError, match="no line starting with"):
+        render_notebooks.set_run_time(bare, 1, "today")
+
+
+def test_readme_run_times_are_written_into_the_marked_table(tmp_path):
+    readme = tmp_path / "README.md"
+    table = (
+        "| # | notebook | cpu |\n|---|---|---|\n| 00 | [Start](notebooks/00_start_here.ipynb) | 8 s |\n"
+        "| 05 | [Train](notebooks/05_training_resnet18.ipynb) | 5 min 22 s |\n"
+    )
+    readme.write_text(f"intro\n{render_notebooks.README_BEGIN}\n{table}{render_notebooks.README_END}\nrest\n")
+    assert render_notebooks.update_readme(readme, {"05_training_resnet18": 281.6}) == 1
+    text = readme.read_text()
+    assert "| 05 | [Train](notebooks/05_training_resnet18.ipynb) | 4 min 42 s |" in text and "| 8 s |" in text
+    assert text.startswith("intro\n") and text.endswith("rest\n")
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="lacks the markers"):
+        render_notebooks.update_readme(readme, {})
+
+
 def record(seed: int, errors: dict, amp: bool = True) -> dict:
     return {
         "notebook": "01",

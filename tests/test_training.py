@@ -483,3 +483,9 @@ def test_files_are_on_disk_when_the_callback_runs(tmp_path: Path) -> None:
 
     fit(model(), *loaders(), cfg(epochs=2), out_dir=tmp_path, progress=False, callback=look)
     assert epochs_on_disk == [1, 2]
+
+
+def test_summary_names_only_what_differs_from_the_defaults() -> None:
+    assert TrainConfig().summary() == "TrainConfig() (all default)"
+    line = TrainConfig(epochs=3, lr=0.1, channels_last=False).summary()
+    assert line == "TrainConfig(epochs=3, lr=0.1, channels_last=False; the rest default)"

@@ -7,9 +7,11 @@ verdict before running anything.
 
 Each notebook's first cell gets one line saying which profile, data, machine and date produced the outputs, and
 the wall time of each notebook is printed (course order: 06, 07 and 10 reuse notebook 05's model, as in class).
-The tool refuses to run without real CIFAR-10 (outputs of the generated ``shapes10`` must never be committed) and
-warns when a notebook grows over 2 MB. ``--only 05 06`` renders some notebooks; ``--no-write`` only times them
-(e.g. with ``RESNET_COURSE_AMP=off`` to time fp32 on a CPU that has bf16). A maintainer tool: it is not part of
+The tool refuses to run without real CIFAR-10 (outputs of the generated ``shapes10`` must never be committed) or
+without Graphviz's ``dot`` (03 and 07 draw computation graphs), and warns when a notebook grows over 2 MB. The
+header's expected run time and README's table of run times are written from the wall times measured here.
+``--only 05 06`` renders some notebooks; ``--no-write`` only times them (e.g. with ``RESNET_COURSE_AMP=off`` to
+time fp32 on a CPU that has bf16). A maintainer tool: it is not part of
 the ``resnet_course`` package.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from notebook_runs import (
     NOTEBOOKS,
+    ROOT,
     add_isa_option,
     cap_isa,
     describe_data,
@@ -54,6 +58,57 @@ def stamp(nb, line: str) -> None:
     while kept and not kept[-1].strip():
         kept.pop()
     first.source = "\n".join(kept + ["", line])
+
+
+RUN_TIME = "**Expected run time**"
+GPU_LINE = "- gpu profile: not measured yet (no GPU was available to the renders)"
+README_BEGIN, README_END = "<!-- run-times:begin -->", "<!-- run-times:end -->"
+
+
+def minutes(seconds: float) -> str:
+    """``"4 min 52 s"``, or ``"38 s"`` under a minute."""
+    m, s = divmod(round(seconds), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+def run_time_lines(seconds: float, when: str) -> list[str]:
+    """The header's expected run times, one line per profile: the cpu line is this render's wall time."""
+    return [
+        f"{RUN_TIME} (whole notebook)",
+        f"- cpu profile, a 2-core laptop CPU: {minutes(seconds)} for the outputs below ({when}, machine named there)",
+        GPU_LINE,
+    ]
+
+
+def set_run_time(nb, seconds: float, when: str) -> None:
+    """Replace the first cell's run-time block (the ``**Expected run time**`` line, then its list or table rows)."""
+    lines = nb.cells[0].source.split("\n")
+    start = next((i for i, ln in enumerate(lines) if ln.startswith(RUN_TIME)), None)
+    if start is None:
+        raise ValueError(f"the first cell has no line starting with {RUN_TIME}; add one where the run time goes")
+    end = start + 1
+    while end < len(lines) and (lines[end].startswith(("|", "- cpu profile", "- gpu profile")) or not lines[end].strip()):
+        end += 1
+    nb.cells[0].source = "\n".join(lines[:start] + run_time_lines(seconds, when) + [""] + lines[end:])
+
+
+def update_readme(readme: Path, times: dict[str, float]) -> int:
+    """Write ``times`` ({notebook stem: seconds}) into the last column of README's notebook table (the rows between
+    the run-time markers whose link names the notebook); returns how many rows changed."""
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise ValueError(f"{readme} lacks the markers {README_BEGIN} … {README_END} around its notebook table")
+    head, rest = text.split(README_BEGIN, 1)
+    table, tail = rest.split(README_END, 1)
+    rows, changed = table.split("\n"), 0
+    for i, row in enumerate(rows):
+        stem = next((s for s in times if f"notebooks/{s}.ipynb" in row), None)
+        if stem is not None:
+            cells = row.rstrip().rstrip("|").split("|")
+            cells[-1] = f" {minutes(times[stem])} "
+            rows[i], changed = "|".join(cells) + "|", changed + 1
+    readme.write_text(head + README_BEGIN + "\n".join(rows) + README_END + tail)
+    return changed
 
 
 def machine_paths(data_dir: Path) -> list[tuple[str, str]]:
@@ -135,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.profile != "cpu" and not args.no_write:
         parser.error("only cpu-profile outputs are committed: add --no-write to time another profile")
+    if shutil.which("dot") is None and not args.no_write:
+        print(
+            "render_notebooks needs Graphviz's `dot` for the computation graphs of 03 and 07 (committed outputs show "
+            "every figure): install it (Debian: apt-get install graphviz; conda: conda install graphviz)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         data = describe_data()
     except Exception as err:  # noqa: BLE001 - the loader's message says what is missing and how to fix it
@@ -153,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"no notebook numbered {', '.join(unknown)}; give two digits, e.g. --only 05 06")
         paths = [p for p in paths if p.name[:2] in args.only]
-    line = provenance_line(data, time.strftime("%Y-%m-%d"))
+    when = time.strftime("%Y-%m-%d")
+    line = provenance_line(data, when)
     print(line, flush=True)
     total, times = 0.0, {}
     from resnet_course.profiles import data_dir
@@ -170,13 +233,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_write:
             strip_progress_bars(nb)
             mask_paths(nb, paths_to_mask)
+            set_run_time(nb, seconds, when)
             stamp(nb, line)
             nbformat.write(nb, path)
             size = f", {path.stat().st_size / 1e6:.2f} MB"
             if path.stat().st_size > SIZE_LIMIT:
                 size += " (over 2 MB: make its figures smaller)"
-        print(f"{path.name}: {seconds // 60:.0f} min {seconds % 60:.0f} s{size}", flush=True)
-    print(f"total: {total // 60:.0f} min {total % 60:.0f} s")
+        print(f"{path.name}: {minutes(seconds)}{size}", flush=True)
+    print(f"total: {minutes(total)}")
+    if not args.no_write:
+        update_readme(ROOT / "README.md", times)
     if args.times:
         args.times.write_text(json.dumps(times, indent=1))
     return 0

@@ -273,6 +273,13 @@ class TrainConfig:
         d["milestones"] = list(self.milestones)
         return d
 
+    def summary(self) -> str:
+        """One line: the fields that differ from ``TrainConfig()``'s defaults, e.g. ``"TrainConfig(epochs=28,
+        batch_size=32, lr=0.05; the rest default)"`` (``repr`` lists all thirty)."""
+        defaults = TrainConfig().to_dict()
+        changed = [f"{k}={v!r}" for k, v in self.to_dict().items() if v != defaults[k]]
+        return f"TrainConfig({', '.join(changed)}; the rest default)" if changed else "TrainConfig() (all default)"
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Rebuild from :meth:`to_dict`; unknown keys raise a ``ValueError`` naming them, and so does a stored
