@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from notebook_runs import add_isa_option, cap_isa, machine  # noqa: E402  (shared with benchmarks/lessons.py and the render tool)
 
 BATCH = 128
+PEAK_LR = 0.1  # one-cycle's peak at batch 128 (TrainConfig's default rule: 0.1 × batch / 128)
 VAL_FRACTION = 0.1
 
 
@@ -77,12 +78,12 @@ def plain_loop(images: int, epochs: int, seed: int, model_name: str = "resnet20"
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     optimizer = torch.optim.SGD(
         [{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=0.1,
+        lr=PEAK_LR,
         momentum=0.9,
         nesterov=True,
     )
     steps = math.ceil(len(data.train) / BATCH)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=epochs * steps)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=PEAK_LR, total_steps=epochs * steps)
     for _ in range(epochs):
         model.train()
         order = torch.randperm(len(data.train))
@@ -140,6 +141,10 @@ def compare(
                         str(images // 5),
                         "--val-fraction",
                         str(VAL_FRACTION),
+                        "--batch-size",  # the plain loop's batch and peak rate, not the run profile's
+                        str(BATCH),
+                        "--lr",
+                        str(PEAK_LR),
                         "--no-progress",
                         "--amp",
                         amp,
