@@ -9,7 +9,7 @@ from torch import nn
 from resnet_course.checks.environment import environment_report
 from resnet_course.checks.framework import CheckResult, ExerciseFailed, Hint, friendly_check, student_call
 from resnet_course.checks.notebook01 import check_final_train_errors
-from resnet_course.checks.notebook02 import check_basic_block
+from resnet_course.checks.notebook02 import check_basic_block, check_bottleneck
 from resnet_course.checks.notebook03 import check_resnet34
 from resnet_course.checks.notebook04 import check_mean_std
 from resnet_course.checks.notebook05 import check_model_selection_split, check_warmup_cosine_lr
@@ -26,7 +26,7 @@ from resnet_course.data.cifar10 import (
     load_cifar10,
 )
 from resnet_course.data.containers import DatasetUnavailableError
-from resnet_course.models.blocks import BasicBlock
+from resnet_course.models.blocks import BasicBlock, Bottleneck
 from resnet_course.models.registry import resnet18, resnet34
 from resnet_course.models.resnet import ResNet
 
@@ -320,6 +320,92 @@ def test_basic_block_typical_mistakes(capsys, cls, expected):
 def test_basic_block_wants_a_class(capsys):
     ok, out = _run(capsys, GoodBlock(16, 16))
     assert not ok and "pass the class itself" in out
+
+
+# --------------------------------------------------------------------------------------------------
+# check_bottleneck
+# --------------------------------------------------------------------------------------------------
+
+
+class GoodBottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None, first_stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, first_stride, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride // first_stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.downsample = downsample
+
+    def branch(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return self.bn3(self.conv3(torch.relu(self.bn2(self.conv2(out)))))
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        return torch.relu(self.branch(x) + identity)
+
+
+class StrideOnConv1(GoodBottleneck):  # the original paper's placement
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__(inplanes, planes, stride, downsample, first_stride=stride)
+
+
+class BottleneckReluBeforeAdd(GoodBottleneck):
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        return torch.relu(self.branch(x)) + identity
+
+
+class BottleneckNoShortcut(GoodBottleneck):
+    def forward(self, x):
+        return torch.relu(self.branch(x))
+
+
+class NoExpansion(GoodBottleneck):
+    expansion = 1
+
+
+class ExpandsByTwo(GoodBottleneck):
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__(inplanes, planes, stride, downsample)
+        self.conv3 = nn.Conv2d(planes, planes * 2, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 2)
+
+
+class BottleneckWithBias(GoodBottleneck):
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__(inplanes, planes, stride, downsample)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=True)
+
+
+def test_bottleneck_reference_and_correct_solution_pass(capsys):
+    for cls in (Bottleneck, GoodBottleneck):
+        ok = outcome(check_bottleneck, cls)
+        out = capsys.readouterr().out
+        assert ok and out.startswith("✅") and "25,557,032 parameters" in out, out
+
+
+@pytest.mark.parametrize(
+    "cls, expected",
+    [
+        (StrideOnConv1, "put the stride on the 3×3 convolution (conv2)"),
+        (BottleneckReluBeforeAdd, "the ReLU follows the addition"),
+        (BottleneckNoShortcut, "add the shortcut"),
+        (NoExpansion, "set the class attribute expansion = 4"),
+        (ExpandsByTwo, "parameter shapes differ"),
+        (BottleneckWithBias, "parameter names differ"),
+        (GoodBlock, "expansion"),
+    ],
+)
+def test_bottleneck_typical_mistakes(capsys, cls, expected):
+    ok = outcome(check_bottleneck, cls)
+    out = capsys.readouterr().out
+    assert not ok and out.startswith("❌") and "Hint:" in out
+    assert expected in out, out
 
 
 # --------------------------------------------------------------------------------------------------

@@ -110,10 +110,21 @@ def test_every_exercise_is_an_autograded_answer_followed_by_its_test(path):
             assert cells[k - 1][1]["solution"]
 
 
-def test_every_exercise_of_the_course_is_graded():
+def test_every_exercise_of_the_course_is_graded_and_listed_for_teachers():
     tasks = {path.stem: _tasks(path) for path in NOTEBOOKS}
-    assert sum(len(t) for t in tasks.values()) == 15
+    assert sum(len(t) for t in tasks.values()) == 16
     assert all(tasks[a] for a in ASSIGNMENTS if not a.startswith("00_"))  # every lesson has an exercise
+    # docs/TEACHING.md's table: each notebook's grade ids and points, and the total
+    teaching = (REPO / "docs" / "TEACHING.md").read_text()
+    listed = {}
+    for row in teaching.splitlines():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if row.startswith("| ") and len(cells) == 3 and cells[0].isdigit():
+            ids = [i.strip(" `") for i in cells[1].split(",")]
+            listed[cells[0]] = dict(zip(ids, [float(p) for p in cells[2].split("+")], strict=True))
+    assert listed == {a[:2]: {k: v for k, v in t.items()} for a, t in tasks.items() if t}
+    total = sum(sum(t.values()) for t in tasks.values())
+    assert f"{total:g} points in all" in teaching
 
 
 # --------------------------------------------------------------------------------------------------

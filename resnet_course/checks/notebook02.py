@@ -1,8 +1,10 @@
-"""Checks of notebook 02's exercise: a student's ``BasicBlock`` against the package's, weights loaded."""
+"""Checks of notebook 02's exercises: a student's ``BasicBlock`` and ``Bottleneck`` against the package's, weights
+loaded; the bottleneck also builds a ResNet-50 whose parameter count must be torchvision's."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from resnet_course.analysis.architecture import randomize_batchnorm
@@ -15,7 +17,7 @@ from resnet_course.checks.framework import (
     student_call,
 )
 
-__all__ = ["check_basic_block"]
+__all__ = ["check_basic_block", "check_bottleneck"]
 
 
 def _basic_block_variants(ref: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -180,4 +182,147 @@ def check_basic_block(student_cls: type) -> str:
     return (
         f"{student_cls.__name__} matches the reference BasicBlock "
         "(stride 1, and stride 2 with a projection shortcut)"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The Bottleneck
+# --------------------------------------------------------------------------------------------------
+
+RESNET50_PARAMETERS = 25_557_032  # torchvision's resnet50() at 1000 classes
+
+
+def _bottleneck_variants(ref: nn.Module, x: torch.Tensor, stride: int) -> dict[str, torch.Tensor]:
+    """The reference output and those of typical mistakes, computed from the reference's weights."""
+    with torch.no_grad():
+        a = torch.relu(ref.bn1(ref.conv1(x)))
+        f = ref.bn3(ref.conv3(torch.relu(ref.bn2(ref.conv2(a)))))
+        f_no_inner = ref.bn3(ref.conv3(ref.bn2(ref.conv2(ref.bn1(ref.conv1(x))))))
+        # the original paper's placement: the stride on the first 1×1 convolution, the 3×3 at stride 1
+        a1 = torch.relu(ref.bn1(F.conv2d(x, ref.conv1.weight, stride=stride)))
+        f_paper = ref.bn3(ref.conv3(torch.relu(ref.bn2(F.conv2d(a1, ref.conv2.weight, padding=1)))))
+        identity = x if ref.downsample is None else ref.downsample(x)
+        variants = {
+            "correct": torch.relu(f + identity),
+            "no ReLU after the addition": f + identity,
+            "ReLU before the addition": torch.relu(f) + identity,
+            "no shortcut": torch.relu(f),
+            "no ReLU inside the branch": torch.relu(f_no_inner + identity),
+        }
+        if stride > 1:
+            variants["the stride on conv1"] = torch.relu(f_paper + identity)
+        return variants
+
+
+_BOTTLENECK_HINTS = {
+    "no ReLU after the addition": "apply ReLU *after* adding the shortcut: out = relu(bn3(conv3(...)) + identity)",
+    "ReLU before the addition": "bn3's output goes into the addition without a ReLU; the ReLU follows the addition",
+    "no shortcut": "add the shortcut: identity = x, or self.downsample(x) when a downsample module is given",
+    "no ReLU inside the branch": "put a ReLU after bn1 and after bn2: relu(bn1(conv1(x))), relu(bn2(conv2(...)))",
+    "the stride on conv1": "put the stride on the 3×3 convolution (conv2), as torchvision does (ResNet v1.5); "
+    "conv1 and conv3 are 1×1 with stride 1",
+}
+
+
+def _check_one_bottleneck(
+    student_cls: type, inplanes: int, planes: int, stride: int, generator: torch.Generator
+) -> None:
+    from resnet_course.models.blocks import Bottleneck, conv1x1
+
+    out_planes = planes * 4
+    downsample = None
+    if stride != 1 or inplanes != out_planes:
+        downsample = nn.Sequential(conv1x1(inplanes, out_planes, stride), nn.BatchNorm2d(out_planes))
+    case = f"{student_cls.__name__}({inplanes}, {planes}, stride={stride}" + (", downsample=...)" if downsample else ")")
+    ref = Bottleneck(inplanes, planes, stride, downsample)
+    randomize_batchnorm(ref, generator)
+    ref.eval()
+    block = student_call(
+        student_cls,
+        inplanes,
+        planes,
+        stride,
+        None if downsample is None else nn.Sequential(conv1x1(inplanes, out_planes, stride), nn.BatchNorm2d(out_planes)),
+        what=case,
+        hint="the constructor takes (inplanes, planes, stride=1, downsample=None), like torchvision's Bottleneck",
+    )
+    if not isinstance(block, nn.Module):
+        raise Hint(f"{case} is a {type(block).__name__}, not an nn.Module", "subclass torch.nn.Module")
+    missing, unexpected, wrong = state_dict_diff(block, ref)
+    if missing or unexpected:
+        raise Hint(
+            f"{case}: the parameter names differ from the reference ({state_dict_diff_text(missing, unexpected, wrong)})",
+            "name the layers conv1, bn1, conv2, bn2, conv3, bn3 (convolutions without bias) and keep the shortcut "
+            "module in self.downsample",
+        )
+    if wrong:
+        raise Hint(
+            f"{case}: the parameter shapes differ from the reference ({state_dict_diff_text([], [], wrong)})",
+            "conv1 is 1×1 inplanes → planes, conv2 3×3 planes → planes, conv3 1×1 planes → planes × expansion (4)",
+        )
+    block.load_state_dict(ref.state_dict())
+    block.eval()
+    x = torch.randn(2, inplanes, 8, 8, generator=generator)
+    with torch.no_grad():
+        out = student_call(block, x, what=f"the forward pass of {case}", hint="F(x) and the shortcut must have one shape")
+    expected = (2, out_planes, 8 // stride, 8 // stride)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise Hint(f"{case}: the output is {got}, expected shape {expected}", "conv3 expands to planes × 4 channels")
+    variants = _bottleneck_variants(ref, x, stride)
+    if torch.allclose(out, variants["correct"], atol=1e-5, rtol=1e-4):
+        return
+    for mistake, value in variants.items():
+        if mistake != "correct" and torch.allclose(out, value, atol=1e-5, rtol=1e-4):
+            raise Hint(f"{case}: the output matches a bottleneck with {mistake}", _BOTTLENECK_HINTS[mistake])
+    raise Hint(
+        f"{case}: the output differs from the reference (max abs difference "
+        f"{(out - variants['correct']).abs().max().item():.3g})",
+        "conv1 → bn1 → ReLU → conv2 → bn2 → ReLU → conv3 → bn3, then + identity, then ReLU",
+    )
+
+
+def _resnet50_parameters(student_cls: type) -> int:
+    """Parameters of ResNet-50 ([3, 4, 6, 3] stages, 1000 classes) built from the student's block."""
+    from resnet_course.models.resnet import ResNet
+
+    class Adapted(student_cls):  # type: ignore[misc, valid-type]  # the package's ResNet passes a norm_layer too
+        has_shortcut, preact = True, False
+
+        def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, **_: object):
+            super().__init__(inplanes, planes, stride, downsample)
+
+    Adapted.__name__ = student_cls.__name__
+    net = ResNet(Adapted, [3, 4, 6, 3], (64, 128, 256, 512), num_classes=1000, stem="imagenet")
+    return sum(p.numel() for p in net.parameters())
+
+
+@friendly_check
+def check_bottleneck(student_cls: type) -> str:
+    """Check a student's Bottleneck class against :class:`resnet_course.models.blocks.Bottleneck`: ``expansion`` 4,
+    torchvision's layer names, the reference's output with its weights loaded (stride 1 with an identity shortcut,
+    stride 2 with a projection), and a ResNet-50 built from it with torchvision's 25,557,032 parameters."""
+    if not isinstance(student_cls, type):
+        raise Hint(
+            f"expected a class, got {type(student_cls).__name__}",
+            "pass the class itself: check_bottleneck(StudentBottleneck), not an instance",
+        )
+    if getattr(student_cls, "expansion", None) != 4:
+        raise Hint(
+            f"{student_cls.__name__}.expansion is {getattr(student_cls, 'expansion', 'missing')!r}, expected 4",
+            "set the class attribute expansion = 4: the block outputs planes × 4 channels, and ResNet reads it",
+        )
+    generator = torch.Generator().manual_seed(0)
+    _check_one_bottleneck(student_cls, 64, 16, 1, generator)
+    _check_one_bottleneck(student_cls, 64, 32, 2, generator)
+    n = _resnet50_parameters(student_cls)
+    if n != RESNET50_PARAMETERS:
+        raise Hint(
+            f"a ResNet-50 built from {student_cls.__name__} has {n:,} parameters, torchvision's {RESNET50_PARAMETERS:,}",
+            "each block: conv1 1×1 inplanes → planes, conv2 3×3 planes → planes, conv3 1×1 planes → 4 × planes, "
+            "no conv bias",
+        )
+    return (
+        f"{student_cls.__name__} matches the reference Bottleneck (stride 1, and stride 2 with a projection), and a "
+        f"ResNet-50 built from it has torchvision's {RESNET50_PARAMETERS:,} parameters"
     )
