@@ -170,14 +170,20 @@ def lesson_09(records: list[dict]) -> tuple[str, str, str, bool]:
 LESSONS = {"01": lesson_01, "05": lesson_05, "06": lesson_06, "08": lesson_08, "09": lesson_09}
 
 
-def table(seeds: list[int], walls: dict[tuple[str, int], float]) -> str:
+HEADER = [
+    "| notebook | quantity | mean ± std (min–max) over seeds | claim | held in every seed | wall per run | measured |",
+    "|---|---|---|---|---|---|---|",
+]
+
+
+def table(seeds: list[int], walls: dict[tuple[str, int], float], measured: str, notebooks: list[str]) -> str:
+    """The lessons table's rows of ``notebooks``, each ending with ``measured`` (date and machine)."""
     from resnet_course.results import read_results
 
-    lines = [
-        "| notebook | quantity | mean ± std (min–max) over seeds | claim | held in every seed | wall per run |",
-        "|---|---|---|---|---|---|",
-    ]
+    lines = list(HEADER)
     for name, summarise in LESSONS.items():
+        if name not in notebooks:
+            continue
         records = [r for r in read_results(name, "cpu") if r["seed"] in seeds]
         if len(records) < len(seeds):
             lines.append(
@@ -193,8 +199,22 @@ def table(seeds: list[int], walls: dict[tuple[str, int], float]) -> str:
         quantity, value, claim, held = summarise(records)
         run_walls = [walls[(name, s)] for s in seeds if (name, s) in walls]
         wall = f"{min(run_walls):.0f}–{max(run_walls):.0f} s" if run_walls else "(reused)"
-        lines.append(f"| {name} | {quantity} | {value} | {claim} | {'yes' if held else '**no**'} | {wall} |")
+        held_text = "yes" if held else "**no**"
+        lines.append(f"| {name} | {quantity} | {value} | {claim} | {held_text} | {wall} | {measured} |")
     return "\n".join(lines)
+
+
+def merge(old_section: str, new_table: str) -> str:
+    """``new_table`` with the rows of ``old_section``'s table for the notebooks it lacks, in course order. A row
+    without a ``measured`` column (written before it existed) gets the date and machine of its section's header."""
+    rows = {line.split("|")[1].strip(): line for line in new_table.splitlines()[2:]}
+    found = re.search(r"Measured (\d{4}-\d\d-\d\d) .*? on an? (.+?); mixed precision", old_section, re.S)
+    default = f"{found.group(1)}, {found.group(2)}" if found else "not recorded"
+    for line in old_section.splitlines():
+        cells = line.split("|")
+        if line.startswith("| ") and len(cells) > 2 and cells[1].strip() in NOTEBOOKS and cells[1].strip() not in rows:
+            rows[cells[1].strip()] = line if len(cells) == 9 else f"{line.rstrip()} {default} |"
+    return "\n".join(HEADER + [rows[n] for n in NOTEBOOKS if n in rows])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,20 +253,23 @@ def main(argv: list[str] | None = None) -> int:
             record = json.loads(path.read_text())  # written by the notebook's record_result cell
             path.write_text(json.dumps(record | {"wall_seconds": round(walls[(name, seed)], 1)}, indent=1))
             print(f"{name} seed {seed}: {walls[(name, seed)]:.0f} s", flush=True)
-    text = table(args.seeds, walls)
+    text = table(args.seeds, walls, f"{time.strftime('%Y-%m-%d')}, {where}", args.notebooks)
     print(text)
     if args.write:
         import torch
 
         results = ROOT / "benchmarks" / "RESULTS.md"
         old = results.read_text()
+        has_section = BEGIN in old and END in old.split(BEGIN, 1)[1]
+        if has_section:
+            text = merge(old.split(BEGIN, 1)[1].split(END, 1)[0], text)  # rows of the notebooks not run stay
         section = (
-            f"{BEGIN}\nMeasured {time.strftime('%Y-%m-%d')} with `python benchmarks/lessons.py --seeds "
-            f"{' '.join(map(str, args.seeds))}`: cpu profile, {data}, torch {torch.__version__}, on a "
-            f"{where}; mixed precision as the profile chooses it (on where the CPU has native bf16).\n\n"
-            f"{text}\n{END}"
+            f"{BEGIN}\nMeasured with `python benchmarks/lessons.py --seeds {' '.join(map(str, args.seeds))}`: cpu "
+            f"profile, {data}, torch {torch.__version__}; mixed precision as the profile chooses it (on where the CPU "
+            "has native bf16). The last column says when and on which machine each row was measured (`--notebooks` "
+            f"re-measures some rows and keeps the others).\n\n{text}\n{END}"
         )
-        if BEGIN in old and END in old.split(BEGIN, 1)[1]:
+        if has_section:
             head, rest = old.split(BEGIN, 1)
             new = head + section + rest.split(END, 1)[1]
         else:

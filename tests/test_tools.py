@@ -69,7 +69,7 @@ def test_the_run_time_block_is_written_from_the_measured_time():
     render_notebooks.set_run_time(nb, 65, "2026-12-08")  # a second render replaces the block, it does not add one
     lines = nb.cells[0].source.split("\n")
     assert lines[2].startswith("**Expected run time**") and "|" not in nb.cells[0].source
-    assert lines[3] == "- cpu profile, a 2-core laptop CPU: 1 min 05 s for the outputs below (2026-12-08, machine named there)"
+    assert lines[3] == "- cpu profile: 1 min 05 s for the outputs below (2026-12-08, on the 2-core machine their last line names)"
     assert lines[4].startswith("- gpu profile") and lines[5:] == ["", "More text."]
     bare = notebook_with_outputs([])
     with pytest.raises(ValueError, match="no line starting with"):
@@ -128,3 +128,17 @@ def test_records_of_other_settings_are_not_combined():
     same = [record(0, {}), record(1, {})]
     assert lessons.one_setting(same) is None
     assert lessons.one_setting([record(0, {}), record(1, {}, amp=False)]) == "amp"
+
+
+def test_lessons_rows_not_rerun_are_kept_with_where_they_were_measured():
+    old = (
+        "Measured 2026-12-02 with `python benchmarks/lessons.py --seeds 0 1 2`: cpu profile, data, torch 2, on a "
+        "2-core Xeon, no GPU; mixed precision as chosen.\n\n| notebook | quantity | mean | claim | held | wall |\n"
+        "|---|---|---|---|---|---|\n| 01 | gap | 20 | c | yes | 170 s |\n| 05 | acc | 71 | c | yes | 230 s |\n"
+    )
+    new = "\n".join(lessons.HEADER + ["| 05 | acc | 69 | c | yes | 280 s | 2026-12-07, 2-core EPYC |"])
+    merged = lessons.merge(old, new).splitlines()
+    assert merged[:2] == lessons.HEADER
+    assert merged[2] == "| 01 | gap | 20 | c | yes | 170 s | 2026-12-02, 2-core Xeon, no GPU |"  # kept, dated
+    assert merged[3] == "| 05 | acc | 69 | c | yes | 280 s | 2026-12-07, 2-core EPYC |" and len(merged) == 4
+    assert lessons.merge("\n".join(merged), new).splitlines() == merged  # a second merge changes nothing

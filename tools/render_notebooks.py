@@ -75,7 +75,7 @@ def run_time_lines(seconds: float, when: str) -> list[str]:
     """The header's expected run times, one line per profile: the cpu line is this render's wall time."""
     return [
         f"{RUN_TIME} (whole notebook)",
-        f"- cpu profile, a 2-core laptop CPU: {minutes(seconds)} for the outputs below ({when}, machine named there)",
+        f"- cpu profile: {minutes(seconds)} for the outputs below ({when}, on the 2-core machine their last line names)",
         GPU_LINE,
     ]
 
