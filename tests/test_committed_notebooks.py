@@ -93,7 +93,7 @@ def unsourced_figures(nb, results: str) -> list[str]:
             source = lessons_table(results) if "lessons.py" in paragraph else results
             if re.split(r"\s?(?=[%×])|\s", figure)[0] not in source:
                 bad.append(f"cell {i}: {figure!r} is quoted from benchmarks/RESULTS.md, which no longer holds it")
-        elif not CITED.search(paragraph) and number not in shown:
+        elif not CITED.search(paragraph) and not re.search(rf"(?<![\d.]){re.escape(number)}(?![\d])", shown):
             bad.append(f"cell {i}: {figure!r} describes a run but no output shows it: print it from the run")
     return bad
 

@@ -69,7 +69,7 @@ def test_the_run_time_block_is_written_from_the_measured_time():
     render_notebooks.set_run_time(nb, 65, "2026-12-08")  # a second render replaces the block, it does not add one
     lines = nb.cells[0].source.split("\n")
     assert lines[2].startswith("**Expected run time**") and "|" not in nb.cells[0].source
-    assert lines[3] == "- cpu profile: 1 min 05 s for the outputs below (2026-12-08, on the 2-core machine their last line names)"
+    assert lines[3] == "- cpu profile: 1 min 05 s for the outputs below (2026-12-08, on the machine named in the last line)"
     assert lines[4].startswith("- gpu profile") and lines[5:] == ["", "More text."]
     bare = notebook_with_outputs([])
     with pytest.raises(ValueError, match="no line starting with"):

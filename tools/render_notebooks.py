@@ -11,8 +11,7 @@ The tool refuses to run without real CIFAR-10 (outputs of the generated ``shapes
 without Graphviz's ``dot`` (03 and 07 draw computation graphs), and warns when a notebook grows over 2 MB. The
 header's expected run time and README's table of run times are written from the wall times measured here.
 ``--only 05 06`` renders some notebooks; ``--no-write`` only times them (e.g. with ``RESNET_COURSE_AMP=off`` to
-time fp32 on a CPU that has bf16). A maintainer tool: it is not part of
-the ``resnet_course`` package.
+time fp32 on a CPU that has bf16). A maintainer tool: it is not part of the ``resnet_course`` package.
 """
 
 from __future__ import annotations
@@ -75,7 +74,7 @@ def run_time_lines(seconds: float, when: str) -> list[str]:
     """The header's expected run times, one line per profile: the cpu line is this render's wall time."""
     return [
         f"{RUN_TIME} (whole notebook)",
-        f"- cpu profile: {minutes(seconds)} for the outputs below ({when}, on the 2-core machine their last line names)",
+        f"- cpu profile: {minutes(seconds)} for the outputs below ({when}, on the machine named in the last line)",
         GPU_LINE,
     ]
 
