@@ -58,6 +58,13 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the tests that read the background autograding's results last (after the notebooks), so that it has
+    the whole run to finish instead of making the middle of the run wait for it."""
+    waiting = [item for item in items if {"graded", "background"} & set(getattr(item, "fixturenames", ()))]
+    items[:] = [item for item in items if item not in waiting] + waiting
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start ``test_nbgrader.py``'s autograding in the background as soon as the tests that need it are
     collected: it runs notebooks in subprocesses, mostly while this process leaves a core idle."""
