@@ -162,6 +162,12 @@ def _check_one_block(
     _compare_block_output(out, ref, x, case)
 
 
+def _require_class(obj: object, call: str) -> None:
+    """A :class:`Hint` when a check meant for a class was given something else (usually an instance)."""
+    if not isinstance(obj, type):
+        raise Hint(f"expected a class, got {type(obj).__name__}", f"pass the class itself: {call}, not an instance")
+
+
 @friendly_check
 def check_basic_block(student_cls: type) -> str:
     """Check a student's BasicBlock class against :class:`resnet_course.models.blocks.BasicBlock`.
@@ -171,11 +177,7 @@ def check_basic_block(student_cls: type) -> str:
     statistics) are loaded into it and the outputs compared, for stride 1 and for stride 2 with a 1×1
     projection shortcut.
     """
-    if not isinstance(student_cls, type):
-        raise Hint(
-            f"expected a class, got {type(student_cls).__name__}",
-            "pass the class itself: check_basic_block(StudentBlock), not an instance",
-        )
+    _require_class(student_cls, "check_basic_block(StudentBlock)")
     generator = torch.Generator().manual_seed(0)
     _check_one_block(student_cls, 16, 16, 1, generator)
     _check_one_block(student_cls, 16, 32, 2, generator)
@@ -302,11 +304,7 @@ def check_bottleneck(student_cls: type) -> str:
     """Check a student's Bottleneck class against :class:`resnet_course.models.blocks.Bottleneck`: ``expansion`` 4,
     torchvision's layer names, the reference's output with its weights loaded (stride 1 with an identity shortcut,
     stride 2 with a projection), and a ResNet-50 built from it with torchvision's 25,557,032 parameters."""
-    if not isinstance(student_cls, type):
-        raise Hint(
-            f"expected a class, got {type(student_cls).__name__}",
-            "pass the class itself: check_bottleneck(StudentBottleneck), not an instance",
-        )
+    _require_class(student_cls, "check_bottleneck(StudentBottleneck)")
     if getattr(student_cls, "expansion", None) != 4:
         raise Hint(
             f"{student_cls.__name__}.expansion is {getattr(student_cls, 'expansion', 'missing')!r}, expected 4",
