@@ -28,6 +28,9 @@ from PIL import Image  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from notebook_runs import execute_notebook, outputs_text, used_stand_in  # noqa: E402,F401  (shared with tools/)
 
+# Threads that wait for work sleep instead of spinning: the tests, their subprocesses and the background autograding
+# share two cores (set before torch is imported, which reads it once).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _SESSION_DATA_DIR = tempfile.mkdtemp(prefix="resnet_course_test_data_")
 os.environ["RESNET_COURSE_DATA"] = _SESSION_DATA_DIR
 for _name in ("RESNET_COURSE_SEED", "RESNET_COURSE_AMP", "RESNET_COURSE_RESULTS"):  # same results on every machine
