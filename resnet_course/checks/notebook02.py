@@ -229,12 +229,10 @@ _BOTTLENECK_HINTS = {
 def _check_one_bottleneck(
     student_cls: type, inplanes: int, planes: int, stride: int, generator: torch.Generator
 ) -> None:
-    from resnet_course.models.blocks import Bottleneck, conv1x1
+    from resnet_course.models.blocks import Bottleneck
 
     out_planes = planes * 4
-    downsample = None
-    if stride != 1 or inplanes != out_planes:
-        downsample = nn.Sequential(conv1x1(inplanes, out_planes, stride), nn.BatchNorm2d(out_planes))
+    downsample = _projection(inplanes, out_planes, stride)
     case = f"{student_cls.__name__}({inplanes}, {planes}, stride={stride}" + (", downsample=...)" if downsample else ")")
     ref = Bottleneck(inplanes, planes, stride, downsample)
     randomize_batchnorm(ref, generator)
@@ -244,7 +242,7 @@ def _check_one_bottleneck(
         inplanes,
         planes,
         stride,
-        None if downsample is None else nn.Sequential(conv1x1(inplanes, out_planes, stride), nn.BatchNorm2d(out_planes)),
+        _projection(inplanes, out_planes, stride),
         what=case,
         hint="the constructor takes (inplanes, planes, stride=1, downsample=None), like torchvision's Bottleneck",
     )
