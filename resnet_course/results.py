@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from resnet_course.atomic import write_text_atomically
 from resnet_course.profiles import data_dir
 
 __all__ = ["record_result", "read_results", "results_dir", "result_path", "RESULTS_ENV"]
@@ -72,10 +73,7 @@ def record_result(notebook: str, values: dict[str, Any], *, profile: Any, datase
         "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs",
         "values": _plain(values),
     }
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(path)
-    return path
+    return write_text_atomically(path, json.dumps(record, indent=1))
 
 
 def read_results(notebook: str | None = None, profile: str | None = None) -> list[dict[str, Any]]:

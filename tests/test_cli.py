@@ -380,3 +380,104 @@ def test_amp_option_takes_auto_on_off_and_alone_means_on() -> None:
     assert parse([*base, "--amp", "off"]).amp is False and parse([*base, "--amp", "on"]).amp is True
     with pytest.raises(SystemExit):
         parse([*base, "--amp", "maybe"])
+
+
+# --------------------------------------------------------------------------------------------------
+# The run folder: checked before any data loads
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading data fails the test: the refusals below must come before it."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the data was loaded before the run folder was checked")
+
+    monkeypatch.setattr(cli, "_load_data", refuse)
+
+
+def _train(capsys, out: Path | str, *extra: str) -> tuple[int, str, str]:
+    return run(capsys, "train", "--model", "resnet20", "--epochs", "1", "--out", str(out), *TINY, *extra)
+
+
+@pytest.mark.usefixtures("no_data")
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("file", "is a file, not a folder"),
+        ("file/run", "cannot write there (Not a directory)"),
+        ("n" * 300, "cannot write there (File name too long)"),
+        ("/proc/resnet-course-run", "cannot write there"),
+    ],
+)
+def test_an_output_folder_that_cannot_be_written_is_one_line_before_the_data_loads(
+    tmp_path: Path, capsys, where: str, message: str
+) -> None:
+    (tmp_path / "file").write_text("a file")
+    code, _, err = _train(capsys, tmp_path / where)
+    assert code == 1 and err.startswith("error: --out") and err.count("\n") == 1 and message in err, err
+    assert (tmp_path / "file").read_text() == "a file"
+
+
+def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(
+    trained: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    before = (out / "history.json").read_text()
+    with monkeypatch.context() as m:
+        m.setattr(cli, "_load_data", lambda *a, **k: pytest.fail("data loaded before the refusal"))
+        code, _, err = _train(capsys, out)
+        assert code == 1 and err.count("\n") == 1, err
+        assert "already holds a run (last.pt, best.pt, history.json): continue it with --resume" in err
+        assert (out / "history.json").read_text() == before
+        # --resume on other data: refused, naming what differs
+        code, _, err = _train(capsys, out, "--resume", "--train-size", "60")
+        assert code == 1 and err.count("\n") == 1 and "cannot resume on other data (--train-size 120 there, 60 now)" in err
+    with pytest.raises(SystemExit):  # argparse: the two are exclusive
+        cli.main(["train", "--model", "resnet20", "--out", str(out), *TINY, "--resume", "--overwrite"])
+    capsys.readouterr()
+    (out / "best.pt").unlink()  # --overwrite: a new run, nothing of the old one left
+    (out / "best.pt").write_bytes(b"not the new run's")
+    code, _, err = _train(capsys, out, "--overwrite", "--val-fraction", "0")
+    assert code == 0, err
+    history = History.from_json(out / "history.json")
+    assert history.epoch == [1] and read_checkpoint(out / "best.pt")["epoch"] == 1
+
+
+@pytest.mark.usefixtures("no_data")
+def test_a_run_folder_in_use_is_refused_before_the_data_loads(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen(  # another process holds the lock (fcntl only: no torch to import)
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+            str(out / ".lock"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, _, err = _train(capsys, out)
+    finally:
+        holder.communicate("")
+    assert code == 1 and err.count("\n") == 1 and "is in use by another training" in err, err
+
+
+@pytest.mark.usefixtures("no_data")
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_untouched(tmp_path: Path, capsys) -> None:
+    out, precious = tmp_path / "run", tmp_path / "precious.txt"
+    out.mkdir()
+    precious.write_text("precious")
+    (out / ".lock").symlink_to(precious)
+    code, _, err = _train(capsys, out)
+    assert code == 1 and err.count("\n") == 1 and ".lock is a symbolic link" in err, err
+    assert precious.read_text() == "precious"

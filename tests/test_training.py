@@ -489,3 +489,57 @@ def test_summary_names_only_what_differs_from_the_defaults() -> None:
     assert TrainConfig().summary() == "TrainConfig() (all default)"
     line = TrainConfig(epochs=3, lr=0.1, channels_last=False).summary()
     assert line == "TrainConfig(epochs=3, lr=0.1, channels_last=False; the rest default)"
+
+
+_KILLED_WRITE = """
+import os, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[4])
+from test_training import cfg, loaders, model
+from resnet_course.training import checkpoints
+from resnet_course.training.engine import fit
+
+out, target, at_call, epochs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[5])
+calls = {"n": 0}
+write = checkpoints.write_atomically
+
+def killed_mid_write(path, body):
+    if Path(path).name == target:
+        calls["n"] += 1
+        if calls["n"] == at_call:  # half a temporary file, then the process dies as under kill -9
+            Path(path).with_name(f".{target}.{os.getpid()}.0badf00d.tmp").write_bytes(b"half a checkpoint")
+            os._exit(137)
+    return write(path, body)
+
+checkpoints.write_atomically = killed_mid_write
+fit(model(), *loaders(), cfg(epochs=epochs), out_dir=out, resume=True, progress=False)
+"""
+
+
+@pytest.mark.parametrize(("target", "at_call", "epochs"), [("best.pt", 1, 1), ("last.pt", 2, 3)])
+def test_best_and_last_survive_a_kill_during_their_write_and_resume_restores_both(
+    tmp_path: Path, target: str, at_call: int, epochs: int
+) -> None:
+    """kill -9 during best.pt's write in a one-epoch run (no later epoch could write it again) or during last.pt's
+    second write: after ``resume`` both files exist, load, and the run equals an uninterrupted one; the dead
+    writer's temporary file is gone."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    tests = str(Path(__file__).parent)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITE, str(out), target, str(at_call), tests, str(epochs)], env=env, timeout=120
+    )
+    assert killed.returncode == 137
+    assert list(out.glob(f".{target}.*.tmp")), "the simulated kill left no temporary file"
+    resumed = model()
+    history = fit(resumed, *loaders(), cfg(epochs=epochs), out_dir=out, resume=True, progress=False)
+    straight = model()
+    fit(straight, *loaders(), cfg(epochs=epochs), out_dir=tmp_path / "straight", progress=False)
+    assert same_weights(straight, resumed) and len(history) == epochs
+    best, last = read_checkpoint(out / "best.pt"), read_checkpoint(out / "last.pt")
+    assert last["epoch"] == epochs and best["epoch"] == history.best_epoch
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "best.pt", "history.json", "last.pt"]

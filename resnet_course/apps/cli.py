@@ -17,10 +17,11 @@ stderr starting with ``error:``, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,8 @@ def _train(args: argparse.Namespace) -> int:
     except DistributedError as e:
         raise CLIError(one_line(e)) from None
     try:
-        return _train_here(args, config, here)
+        with _run_folder(args, config, here):
+            return _train_here(args, config, here)
     except dist.DistError as e:  # a collective failed: another process of the job has stopped
         raise CLIError(
             f"rank {here.rank} of {here.size}: a collective operation failed, so another process of this DDP "
@@ -76,14 +78,7 @@ def _train(args: argparse.Namespace) -> int:
             dist.destroy_process_group()
 
 
-def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int:
-    import torch
-
-    from resnet_course.data.images import ImageError
-    from resnet_course.parallel.group import first_on_each_machine
-    from resnet_course.training.engine import TrainingDiverged, fit
-
-    talk = here.is_main and not args.no_progress
+def _data_args(args: argparse.Namespace, config: TrainConfig) -> dict[str, Any]:
     data_args = {
         "val_fraction": args.val_fraction,
         "seed": config.seed,
@@ -92,6 +87,42 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
     }
     if args.stream:  # only then, so that in-memory runs write the same checkpoints as before
         data_args["stream"] = True
+    return data_args
+
+
+@contextlib.contextmanager
+def _run_folder(args: argparse.Namespace, config: TrainConfig, here: Any) -> Iterator[None]:
+    """Rank 0 claims ``--out`` before any data loads (:mod:`~resnet_course.apps.run_folder`) and holds its lock
+    for the run; every process of a DDP job stops when it cannot."""
+    from resnet_course.apps.run_folder import claim_run_folder
+    from resnet_course.parallel.ddp import processes
+    from resnet_course.training.checkpoints import CheckpointError
+
+    lock, problem = None, None
+    if here.is_main:
+        data = {"spec": str(args.data), **_data_args(args, config)}
+        try:
+            lock = claim_run_folder(args.out, resume=args.resume, overwrite=args.overwrite, data=data)
+        except (CLIError, RunFolderBusy, CheckpointError) as e:
+            problem = one_line(e)
+    if processes().agree(problem is not None):
+        raise CLIError(problem or f"rank {here.rank} of {here.size}: stopped, rank 0 cannot use {args.out}")
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int:
+    import torch
+
+    from resnet_course.data.images import ImageError
+    from resnet_course.parallel.group import first_on_each_machine
+    from resnet_course.training.engine import TrainingDiverged, fit
+
+    talk = here.is_main and not args.no_progress
+    data_args = _data_args(args, config)
     with first_on_each_machine(here):  # under torchrun: a download or extraction happens once per machine
         bundle = _load_data(args.data, **data_args)
     if bundle.notice and talk:

@@ -121,7 +121,13 @@ def _add_train_parser(sub: Any) -> None:
         metavar="F",
         help="share of the training split held out for validation (default 0.1; 0 = none, best = last)",
     )
-    t.add_argument("--resume", action="store_true", help="continue from DIR/last.pt (same settings)")
+    how = t.add_mutually_exclusive_group()
+    how.add_argument("--resume", action="store_true", help="continue from DIR/last.pt (same settings and data)")
+    how.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run DIR already holds (without it, train refuses a folder that holds one)",
+    )
     t.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
     t.add_argument(
         "--train-size",

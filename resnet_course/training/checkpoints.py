@@ -24,17 +24,16 @@ crash or Ctrl-C during a save leaves the previous file intact. Loading uses ``to
 from __future__ import annotations
 
 import io
-import os
 import pickle
-import threading
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 from torch import nn
 
+from resnet_course.atomic import write_atomically
 from resnet_course.models.registry import create, list_models, model_config
 
 __all__ = [
@@ -115,7 +114,7 @@ def save_checkpoint(checkpoint: dict[str, Any] | nn.Module, path: str | Path, **
         raise TypeError(
             "extra keyword arguments are only accepted when saving a model, not a checkpoint dict"
         )
-    return _write_atomically(Path(path), lambda f: torch.save(checkpoint, f))
+    return write_atomically(Path(path), lambda f: torch.save(checkpoint, f))
 
 
 def save_checkpoint_to(checkpoint: dict[str, Any], paths: Sequence[str | Path]) -> list[Path]:
@@ -123,24 +122,7 @@ def save_checkpoint_to(checkpoint: dict[str, Any], paths: Sequence[str | Path]) 
     :func:`save_checkpoint`); e.g. ``last.pt`` and ``best.pt`` of an epoch that improved."""
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
-    return [_write_atomically(Path(path), lambda f: f.write(buffer.getbuffer())) for path in paths]
-
-
-def _write_atomically(path: Path, write: Callable[[BinaryIO], Any]) -> Path:
-    """Call ``write`` on a temporary file next to ``path``, sync it to disk and rename it over ``path``; on any
-    failure (Ctrl-C included) remove the temporary file and leave ``path`` as it was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return [write_atomically(Path(path), lambda f: f.write(buffer.getbuffer())) for path in paths]
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -29,12 +29,13 @@ from torch import nn
 from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
+from resnet_course.atomic import remove_stale_temporaries
 from resnet_course.parallel.ddp import OneProcess, processes
 from resnet_course.training.config import TrainConfig
 from resnet_course.training.history import History
 from resnet_course.training.loop import evaluate, train_one_epoch
 from resnet_course.training.runlock import RunFolderBusy, RunLock
-from resnet_course.training.runstate import RunState
+from resnet_course.training.runstate import RUN_FILES, RunState
 from resnet_course.training.steps import CourseStep, TrainingDiverged
 
 __all__ = ["TrainingDiverged", "fit"]
@@ -208,14 +209,17 @@ def _finish_swa(run: RunState, train_loader: Iterable[Any], val_loader: Iterable
 
 @contextlib.contextmanager
 def _run_lock(out_dir: str | Path | None, procs: OneProcess) -> Iterator[None]:
-    """Hold ``out_dir``'s :class:`~resnet_course.training.runlock.RunLock` (rank 0) for the run; every process
-    raises :class:`~resnet_course.training.runlock.RunFolderBusy` when another training holds it."""
+    """Hold ``out_dir``'s :class:`~resnet_course.training.runlock.RunLock` (rank 0) for the run, and clear the
+    temporary files a killed run left there; every process raises
+    :class:`~resnet_course.training.runlock.RunFolderBusy` when another training holds it."""
     lock, busy = None, None
     if out_dir is not None and procs.is_main:
         try:
             lock = RunLock(out_dir).acquire()
         except RunFolderBusy as err:
             busy = err
+        else:
+            remove_stale_temporaries(out_dir, RUN_FILES)
     if procs.agree(busy is not None):
         raise busy or RunFolderBusy(f"{out_dir} is in use by another training (see rank 0's error)")
     try:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from resnet_course.atomic import write_text_atomically
+
 __all__ = ["History"]
 
 
@@ -58,12 +60,7 @@ class History:
 
     def to_json(self, path: str | Path) -> Path:
         """Write the history as JSON (atomically) and return the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)
-        return path
+        return write_text_atomically(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def from_json(cls, path: str | Path) -> History:

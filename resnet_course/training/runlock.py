@@ -6,6 +6,8 @@ ends, however it ends (a crash, ``kill -9``), so a stale file never blocks the n
 takes the lock again. Under DDP only rank 0 takes it (the other processes of the same job write nothing).
 
 Where ``fcntl`` is missing (Windows) the holder's pid is checked instead; a lock whose process is gone is taken over.
+Within one thread the lock is re-entrant: the command line takes it before loading the data, and ``fit`` takes it
+again for the run (another thread of the same process is refused, as another process is). A ``.lock`` that is a symbolic or hard link is refused, never written through.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,9 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = ["RunFolderBusy", "RunLock"]
 
 LOCK_NAME = ".lock"
+
+# the run folders this process holds, by folder and thread: [file descriptor, how many holders]
+_HELD: dict[tuple[Path, int], list[int]] = {}
 
 
 class RunFolderBusy(RuntimeError):
@@ -52,6 +58,22 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _open_lock_file(path: Path) -> int:
+    """Open (or create) the lock file, refusing a link: writing through it would change another file."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as err:
+        if path.is_symlink():
+            raise OSError(
+                err.errno, f"{path} is a symbolic link: a run folder's lock must be a plain file; delete the link"
+            ) from None
+        raise
+    if os.fstat(fd).st_nlink > 1:
+        os.close(fd)
+        raise OSError(f"{path} is a hard link to another file: a run folder's lock must be its own; delete it")
+    return fd
+
+
 class RunLock:
     """Hold ``folder/.lock`` while a training writes into ``folder``; use as a context manager.
 
@@ -61,11 +83,16 @@ class RunLock:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self.path = self.folder / LOCK_NAME
-        self._fd: int | None = None
+        self._key: tuple[Path, int] | None = None
 
     def acquire(self) -> RunLock:
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        key = (self.folder.resolve(), threading.get_ident())
+        if key in _HELD:  # this thread holds it already
+            _HELD[key][1] += 1
+            self._key = key
+            return self
+        fd = _open_lock_file(self.path)
         try:
             self._lock(fd)
         except BaseException:
@@ -80,7 +107,8 @@ class RunLock:
         }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
-        self._fd = fd
+        _HELD[key] = [fd, 1]
+        self._key = key
         return self
 
     def _lock(self, fd: int) -> None:
@@ -112,15 +140,20 @@ class RunLock:
             return {}
 
     def release(self) -> None:
-        if self._fd is None:
+        if self._key is None:
             return
+        key, self._key = self._key, None
+        fd, holders = _HELD[key]
+        if holders > 1:
+            _HELD[key][1] -= 1
+            return
+        del _HELD[key]
         try:
-            os.ftruncate(self._fd, 0)
+            os.ftruncate(fd, 0)
             if fcntl is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            os.close(self._fd)
-            self._fd = None
+            os.close(fd)
 
     def __enter__(self) -> RunLock:
         return self.acquire()

@@ -33,7 +33,9 @@ from resnet_course.training.history import History
 from resnet_course.training.optimizers import build_optimizer
 from resnet_course.training.schedules import LRSchedule, build_schedule
 
-__all__ = ["RunState"]
+__all__ = ["RUN_FILES", "RunState"]
+
+RUN_FILES = ("last.pt", "best.pt", "history.json")  # what a run writes into its folder
 
 
 @dataclass
@@ -155,11 +157,14 @@ class RunState:
 
     def save(self, epoch: int, *, best: bool = False) -> None:
         """Write ``last.pt`` (and ``best.pt`` when ``best``: the same bytes) after ``epoch`` epochs, and
-        ``history.json``; nothing without ``out_dir`` or on a process other than rank 0."""
+        ``history.json``; nothing without ``out_dir`` or on a process other than rank 0.
+
+        ``best.pt`` is written first: a run killed before ``last.pt`` records this epoch redoes it on resume and
+        writes ``best.pt`` again, so neither file is ever missing after a resume."""
         if not self.writes:
             return
         assert self.out_dir is not None
-        paths = [self.out_dir / "last.pt"] + ([self.out_dir / "best.pt"] if best else [])
+        paths = ([self.out_dir / "best.pt"] if best else []) + [self.out_dir / "last.pt"]
         save_checkpoint_to(self.checkpoint(epoch), paths)
         self.saved_epochs = epoch
         self.save_history()
