@@ -366,3 +366,39 @@ def test_write_image_folder_round_trips_through_load_imagefolder(tmp_path) -> No
         write_image_folder(part, root)
     small = write_image_folder(part, tmp_path / "small", image_size=8)
     assert load_imagefolder(small, image_size=8, test_fraction=0.25)[0].image_size == (8, 8)
+
+
+class _Payload:
+    """Unpickling this calls os.system: the kind of file a shared or downloaded data folder could hold."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_cifar_file_is_refused_and_its_code_never_runs(tiny_cifar_root, tmp_path):
+    import pickle
+
+    folder, marker = tiny_cifar_root / "cifar-10-batches-py", tmp_path / "payload-ran"
+    meta = pickle.loads((folder / "batches.meta").read_bytes())
+    (folder / "batches.meta").write_bytes(pickle.dumps({**meta, "num_cases_per_batch": _Payload(marker)}))
+    with pytest.raises(CorruptDatasetError, match=r"batches.meta.*asks to run posix.system.*refused without running"):
+        load_cifar10(tiny_cifar_root, download=False)
+    assert not marker.exists()
+
+
+def test_cifar_files_written_by_numpy_1_in_protocol_2_load(tiny_cifar_root):
+    """The official files are Python 2 pickles (protocol 2) naming numpy.core.multiarray._reconstruct."""
+    import pickle
+
+    folder = tiny_cifar_root / "cifar-10-batches-py"
+    entry = pickle.loads((folder / "test_batch").read_bytes())
+    old = pickle.dumps(entry, protocol=2).replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert b"cnumpy.core.multiarray\n_reconstruct" in old  # the GLOBAL opcode of the official files
+    (folder / "test_batch").write_bytes(old)
+    _, test = load_cifar10(tiny_cifar_root, download=False)
+    assert torch.equal(test.images, torch.from_numpy(entry["data"].reshape(-1, 3, 32, 32)))

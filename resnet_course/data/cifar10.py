@@ -1,5 +1,7 @@
 """CIFAR-10 in its own python-pickle format: from a local ``cifar-10-batches-py`` folder, or the official
-download (which fails fast, with a message saying what to do, when the network is unreachable).
+download (which fails fast, with a message saying what to do, when the network is unreachable). The files are
+unpickled by a restricted unpickler that admits only what the official format holds, so a crafted file in a
+shared or downloaded folder cannot run code (``pickle.load``, which torchvision uses, would run it).
 
 :func:`cifar10_folder` is the one answer to "where is CIFAR-10?": :func:`load_cifar10` reads that folder and
 the environment report of notebook 00 looks there.
@@ -131,10 +133,48 @@ def _download_cifar10(root: Path, timeout: float) -> None:
         ) from None
 
 
+def _reconstruct() -> Any:
+    try:  # NumPy 2
+        from numpy._core.multiarray import _reconstruct as reconstruct
+    except ImportError:  # pragma: no cover - NumPy 1
+        from numpy.core.multiarray import _reconstruct as reconstruct
+    return reconstruct
+
+
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """How Python 3 writes bytes into a protocol-2 pickle (``_codecs.encode(text, "latin1")``), that codec only."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"it asks to encode with {encoding!r}, which no CIFAR-10 file does")
+    return text.encode("latin1")
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles what the official files hold — dicts, lists, strings, numbers and NumPy arrays — and nothing else:
+    a pickle can name any function to call while it loads (``os.system`` ...), and this one refuses every name but
+    those that rebuild an array (and Python 3's way of writing bytes in protocol 2), before anything runs."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"): lambda: np.ndarray,
+        ("numpy", "dtype"): lambda: np.dtype,
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,  # written by NumPy 1 (the official files)
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,  # written by NumPy 2
+        ("_codecs", "encode"): lambda: _latin1_bytes,  # bytes in a protocol-2 pickle written by Python 3
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = self.ALLOWED.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(
+                f"it asks to run {module}.{name}, which no CIFAR-10 file contains; refused without running it "
+                "(the file was made by someone else, perhaps to run code on this machine)"
+            )
+        return found()
+
+
 def _read_pickle(path: Path, root: Path) -> Any:
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")
+            return _CifarUnpickler(f, encoding="latin1").load()
     except (
         pickle.UnpicklingError,
         EOFError,
@@ -147,7 +187,7 @@ def _read_pickle(path: Path, root: Path) -> Any:
         MemoryError,
     ) as err:
         raise CorruptDatasetError(
-            f"CIFAR-10 file {path} is corrupted (cannot unpickle it: {type(err).__name__}: {err}). Delete "
+            f"CIFAR-10 file {path} is corrupted or not genuine (cannot unpickle it: {type(err).__name__}: {err}). Delete "
             f"{root / CIFAR10_FOLDER} (and {root / CIFAR10_TARBALL} if present) and run again to "
             "re-download.\n" + _cifar_help(root)
         ) from None
