@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import nn
 
 from resnet_course.apps.inference import Classifier
@@ -41,6 +41,29 @@ def palette_with_transparency() -> Image.Image:
     return img
 
 
+def gray16(width: int, height: int) -> Image.Image:
+    """A 16-bit grayscale gradient over the whole range 0..65535 (PIL mode I;16)."""
+    values = np.linspace(0, 65535, width * height).reshape(height, width).astype(np.uint16)
+    return Image.fromarray(values)
+
+
+def reference_rgb(path: Path) -> torch.Tensor:
+    """What the course's conversion must give, computed independently: 16-bit values / 257; alpha composited
+    onto white with NumPy; every other mode by PIL's RGB conversion (after EXIF orientation)."""
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)
+        if img.mode == "I;16":
+            gray = np.rint(np.asarray(img, dtype=np.float64) / 257).astype(np.uint8)
+            rgb = np.repeat(gray[:, :, None], 3, axis=2)
+        elif img.has_transparency_data:
+            rgba = np.asarray(img.convert("RGBA"), dtype=np.float64)
+            alpha = rgba[:, :, 3:] / 255
+            rgb = np.rint(rgba[:, :, :3] * alpha + np.array(BACKGROUND) * (1 - alpha)).astype(np.uint8)
+        else:
+            rgb = np.asarray(img.convert("RGB"))
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1)
+
+
 def write_kinds(folder: Path) -> dict[str, Path]:
     """One file per kind the issue lists, each in a class folder of its own name."""
     rgba = halves(30, 30).convert("RGBA")
@@ -55,6 +78,8 @@ def write_kinds(folder: Path) -> dict[str, Path]:
         "gray": (halves(25, 40).convert("L"), "png", {}),
         "exif": (halves(48, 32), "jpg", {"exif": _exif(6), "quality": 95}),
         "wide": (halves(64, 24), "png", {}),
+        "gray16": (gray16(30, 26), "png", {}),
+        "cmyk": (halves(28, 36).convert("CMYK"), "jpg", {"quality": 95}),
     }
     paths = {}
     for name, (img, ext, options) in kinds.items():
@@ -95,6 +120,27 @@ def test_the_same_file_is_the_same_tensor_in_training_and_in_the_classifier(
         assert torch.equal(image, prepare_image(path, SIZE)), path.name
         normalised = (image.float() / 255 - mean) / std
         torch.testing.assert_close(clf.prepare(path)[0], normalised, rtol=0, atol=1e-6)
+
+
+def test_every_mode_becomes_the_reference_rgb_image(tmp_path: Path) -> None:
+    paths = write_kinds(tmp_path)
+    with Image.open(paths["gray16"]) as img:
+        assert img.mode == "I;16"  # what PIL makes of a 16-bit grayscale PNG
+    for name, path in paths.items():
+        got, want = load_image(path), reference_rgb(path)
+        assert got.shape == want.shape, name
+        assert (got.int() - want.int()).abs().max() <= 1, name  # PIL composites in integers: ±1
+    gradient = load_image(paths["gray16"])
+    assert gradient.min() == 0 and gradient.max() == 255 and gradient.float().mean() > 100  # not all white
+
+
+def test_an_image_too_elongated_to_resize_is_refused_naming_the_limit(tmp_path: Path) -> None:
+    """1×400 000 pixels in a 0.5 KB PNG: resized to 32 px on its shorter side it would be 1.2 GB (4 GB to make)."""
+    path = tmp_path / "line.png"
+    Image.fromarray(np.zeros((1, 400_000), np.uint8)).save(path)
+    with pytest.raises(ImageError, match=r"line.png: 400000×1 pixels is too elongated.*limit of 64 MiB per image"):
+        prepare_image(path, 32)
+    assert prepare_image(np.zeros((4, 400), np.uint8), 32).shape == (3, 32, 32)  # 3.2 MB resized: fine
 
 
 def test_exif_orientation_and_transparency_are_applied(tmp_path: Path) -> None:

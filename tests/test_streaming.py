@@ -270,18 +270,24 @@ def test_streaming_memory_is_bounded_by_batches_not_by_the_folder(tmp_path: Path
 @pytest.mark.usefixtures("one_thread")
 def test_cli_train_stream_writes_checkpoints_that_evaluate_loads(tmp_path: Path, capsys) -> None:
     root = _folder(tmp_path / "cli", n=48, size=32, classes=2)
+    notes = next(root.iterdir()) / "notes.txt"
+    notes.write_text("not an image")  # skipped on both paths, and named on one line
     out = tmp_path / "run"
     argv = ["train", "--model", "resnet20", "--data", str(root), "--epochs", "1", "--out", str(out)]
     code = cli.main([*argv, "--batch-size", "16", "--stream", "--device", "cpu"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "data: streamed from disk: 48 files × 3×32×32" in captured.err
+    assert "data: streamed from disk: 49 files × 3×32×32" in captured.err
+    assert "; 1 of the 49 files are not usable images (skipped)" in captured.err
+    warning = f"warning: 1 file(s) in {root} are not readable images: {notes}: cannot be read as an image"
+    assert warning in captured.err
     ckpt = read_checkpoint(out / "best.pt")
     assert ckpt["meta"]["data"]["stream"] is True and ckpt["preprocess"]["image_size"] == 32
     code = cli.main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(root), "--json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     result = json.loads(captured.out)
+    assert warning in captured.err and captured.err.count("\n") == 1  # in memory, the same one line
     assert result["n"] == 10  # the seeded 20 % test split of 48 files, as in training
     assert result["accuracy"] == pytest.approx(ckpt["metrics"]["test_accuracy"])
     code = cli.main(

@@ -38,15 +38,26 @@ __all__ = ["main", "build_parser"]
 # --------------------------------------------------------------------------------------------------
 
 
-def _load_data(spec: str, **kwargs: Any) -> Any:
+def _load_data(spec: str, *, report: bool = True, **kwargs: Any) -> Any:
+    """``load_data``, its failures as one ``error:`` line and its warnings (the files it skipped, by name) as one
+    ``warning:`` line each on stderr (``report=False``: not printed, e.g. on DDP ranks other than 0)."""
     from resnet_course.data.loading import load_data
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return load_data(spec, **kwargs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            bundle = load_data(spec, **kwargs)
     except (OSError, ValueError, RuntimeError) as e:
         raise CLIError(f"cannot load data {spec!r}: {one_line(e)}") from None
+    for warning in caught if report else []:
+        if issubclass(warning.category, UserWarning):
+            lines = [line.strip() for line in str(warning.message).splitlines() if line.strip()]
+            print(
+                "warning: "
+                + " ".join(f"{t};" if i and i < len(lines) - 1 else t for i, t in enumerate(lines)),
+                file=sys.stderr,
+            )
+    return bundle
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -124,7 +135,7 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
     talk = here.is_main and not args.no_progress
     data_args = _data_args(args, config)
     with first_on_each_machine(here):  # under torchrun: a download or extraction happens once per machine
-        bundle = _load_data(args.data, **data_args)
+        bundle = _load_data(args.data, report=here.is_main, **data_args)
     if bundle.notice and talk:
         print(bundle.notice.splitlines()[0], file=sys.stderr)
     if bundle.storage and talk:

@@ -5,9 +5,12 @@ Training data read from an ImageFolder (:func:`~resnet_course.data.imagefolder.l
 widget all call :func:`prepare_image`, so one file becomes one and the same uint8 tensor everywhere. Steps:
 
 1. decode (files) and turn the picture upright with its EXIF orientation (``PIL.ImageOps.exif_transpose``);
-2. make it RGB: anything with transparency (RGBA, LA, a palette or RGB/grayscale PNG with a transparent
-   colour) is composited onto :data:`BACKGROUND` (white); other modes (grayscale, CMYK, …) are converted;
-3. resize the shorter side to ``image_size`` and crop the centre square (:func:`resize_and_crop`).
+2. make it RGB: 16-bit (and 32-bit integer) grayscale is scaled to 8 bits (65535 → 255; PIL's own conversion
+   would clip it, making a 16-bit photo nearly all white); anything with transparency (RGBA, LA, a palette or
+   RGB/grayscale PNG with a transparent colour) is composited onto :data:`BACKGROUND` (white); other modes
+   (grayscale, CMYK, …) are converted;
+3. resize the shorter side to ``image_size`` and crop the centre square (:func:`resize_and_crop`). An image so
+   elongated that the resized copy would exceed :data:`MAX_RESIZED_BYTES` is refused before it is resized.
 
 The result is a uint8 ``(3, image_size, image_size)`` tensor, the convention of
 :class:`~resnet_course.data.containers.ImageTensors`; normalisation with a dataset's mean/std happens later.
@@ -27,6 +30,7 @@ __all__ = [
     "BACKGROUND",
     "ImageError",
     "ImageLike",
+    "MAX_RESIZED_BYTES",
     "load_image",
     "prepare_image",
     "resize_and_crop",
@@ -35,6 +39,8 @@ __all__ = [
 
 ImageLike = str | os.PathLike | Image.Image | Tensor | np.ndarray
 BACKGROUND = (255, 255, 255)  # transparent pixels are composited onto white
+MAX_RESIZED_BYTES = 64 * 2**20  # one image resized on its shorter side, as uint8 RGB (resizing needs about 4×)
+_HIGH_DEPTH = {"I", "I;16", "I;16L", "I;16B", "I;16N"}  # integer grayscale, read as 16-bit values
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
@@ -50,6 +56,9 @@ def rgb_image(image: Image.Image) -> Image.Image:
     the colour a file stores under fully transparent pixels is arbitrary (black, white, leftovers).
     """
     upright = ImageOps.exif_transpose(image)
+    if upright.mode in _HIGH_DEPTH:
+        values = np.asarray(upright, dtype=np.float64)
+        upright = Image.fromarray(np.clip(np.rint(values / 257), 0, 255).astype(np.uint8), "L")
     if not upright.has_transparency_data:
         return upright.convert("RGB")
     rgba = upright.convert("RGBA")
@@ -159,6 +168,14 @@ def prepare_image(item: ImageLike, image_size: int, name: str | None = None) -> 
     """
     label = name if name is not None else (str(item) if isinstance(item, str | os.PathLike) else "image")
     x = load_image(item, label)
-    if min(x.shape[1:]) < 1:
+    height, width = x.shape[1:]
+    if min(height, width) < 1:
         raise ImageError(f"{label}: the image is empty ({tuple(x.shape[1:])} pixels)")
+    longer = max(height, width) * image_size / min(height, width)
+    if 3 * image_size * longer > MAX_RESIZED_BYTES:
+        raise ImageError(
+            f"{label}: {width}×{height} pixels is too elongated: resized to {image_size} px on its shorter side it "
+            f"would take {3 * image_size * longer / 2**20:,.0f} MiB, over the limit of {MAX_RESIZED_BYTES / 2**20:.0f} "
+            "MiB per image (resnet_course.data.images.MAX_RESIZED_BYTES); crop it first"
+        )
     return resize_and_crop(x, image_size)

@@ -99,7 +99,8 @@ def _imagefolder_parts(
     size = image_size or 32
     if stream is None and memory_limit is None:
         memory_limit = memory_budget(ceiling=MAX_BYTES)
-    streamed, storage = storage_choice(count_files(path), size, stream, memory_limit)
+    n_files = count_files(path)
+    streamed, storage = storage_choice(n_files, size, stream, memory_limit)
     train, val, test = load_imagefolder(
         path,
         image_size=size,
@@ -108,6 +109,9 @@ def _imagefolder_parts(
         on_bad_file=on_bad_file,
         stream=streamed,
     )
+    skipped = n_files - sum(len(p) for p in (train, val, test) if p is not None)
+    if skipped:
+        storage += f"; {skipped:,} of the {n_files:,} files are not usable images (skipped)"
     return _Parts(path.name or str(path), train, test, val=val, root=str(path.resolve()), storage=storage)
 
 
