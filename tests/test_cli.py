@@ -367,8 +367,9 @@ def test_train_says_which_recipe_it_took(capsys, monkeypatch, tmp_path: Path) ->
     argv = ["train", "--model", "resnet20", "--epochs", "1", "--out", str(tmp_path / "run"), *TINY]
     argv.remove("--no-progress")
     argv[argv.index("--batch-size") : argv.index("--batch-size") + 2] = []
+    argv[argv.index("--train-size") + 1] = "300"  # more than one batch of the profile's 128
     code, _, err = run(capsys, *argv)
-    assert code == 0
+    assert code == 0, err
     assert "recipe: batch 128, lr 0.1 — the smoke profile's (RESNET_COURSE_PROFILE=smoke)" in err
 
 
@@ -436,7 +437,11 @@ def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(
         assert (out / "history.json").read_text() == before
         # --resume on other data: refused, naming what differs
         code, _, err = _train(capsys, out, "--resume", "--train-size", "60")
-        assert code == 1 and err.count("\n") == 1 and "cannot resume on other data (--train-size 120 there, 60 now)" in err
+        assert (
+            code == 1
+            and err.count("\n") == 1
+            and "cannot resume on other data (--train-size 120 there, 60 now)" in err
+        )
     with pytest.raises(SystemExit):  # argparse: the two are exclusive
         cli.main(["train", "--model", "resnet20", "--out", str(out), *TINY, "--resume", "--overwrite"])
     capsys.readouterr()
@@ -481,3 +486,111 @@ def test_a_lock_file_that_is_a_link_is_refused_and_its_target_untouched(tmp_path
     code, _, err = _train(capsys, out)
     assert code == 1 and err.count("\n") == 1 and ".lock is a symbolic link" in err, err
     assert precious.read_text() == "precious"
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs that cannot work, and a disk that fills up
+# --------------------------------------------------------------------------------------------------
+
+
+def _folder_of(tmp_path: Path, name: str, n: int, classes: list[str]) -> Path:
+    from resnet_course.data.containers import ImageTensors
+    from resnet_course.data.imagefolder import write_image_folder
+    from resnet_course.data.shapes10 import make_shapes10
+
+    shapes = make_shapes10(n, seed=0)
+    labels = shapes.labels % len(classes)
+    return write_image_folder(ImageTensors(shapes.images, labels, classes), tmp_path / name)
+
+
+def test_a_batch_larger_than_the_split_and_a_single_class_are_refused(tmp_path: Path, capsys) -> None:
+    code, _, err = run(
+        capsys, "train", "--model", "resnet20", "--epochs", "1", "--out", str(tmp_path / "a"),
+        *TINY, "--batch-size", "100000",
+    )  # fmt: skip
+    assert code == 1 and err.count("\n") == 1, err
+    assert (
+        "the batch of 100000 images is larger than the training split (108 images); give --batch-size 108"
+        in err
+    )
+    one = _folder_of(tmp_path, "one", 40, ["cat"])
+    code, _, err = _train(capsys, tmp_path / "b", "--data", str(one))
+    assert code == 1 and "the training split holds one class only (cat)" in err, err
+
+
+def test_a_test_split_without_some_classes_is_named_in_a_warning(tmp_path: Path, capsys) -> None:
+    from resnet_course.data.containers import ImageTensors
+    from resnet_course.data.imagefolder import write_image_folder
+    from resnet_course.data.shapes10 import make_shapes10
+
+    root = tmp_path / "data"
+    _folder_of(root, "train", 60, ["a", "b", "c"])
+    shapes = make_shapes10(20, seed=1)
+    write_image_folder(ImageTensors(shapes.images, shapes.labels % 2, ["a", "b"]), root / "test")
+    code, out, err = run(
+        capsys, "train", "--model", "resnet20", "--epochs", "1", "--out", str(tmp_path / "run"),
+        "--data", str(root), "--batch-size", "16", "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    assert (
+        "warning: the test split has no images of 1 class(es) (c); its accuracy covers the other classes"
+        in err
+    )
+
+
+def test_a_full_disk_during_the_run_is_one_line_and_resume_continues(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from resnet_course import atomic
+
+    out, writes = tmp_path / "run", {"n": 0}
+    real_fsync = os.fsync
+
+    def full_at_the_fourth_write(
+        fd: int,
+    ) -> None:  # epoch 1: best.pt, last.pt, history.json; epoch 2: best.pt
+        writes["n"] += 1
+        if writes["n"] >= 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", full_at_the_fourth_write)
+    code, _, err = _train(capsys, out, "--epochs", "2")
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"cannot write the run's files in {out} (No space left on device); {out / 'last.pt'} keeps" in err
+    assert read_checkpoint(out / "last.pt")["epoch"] == 1 and History.from_json(
+        out / "history.json"
+    ).epoch == [1]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "best.pt", "history.json", "last.pt"]
+    monkeypatch.setattr(atomic.os, "fsync", real_fsync)
+    code, _, err = _train(capsys, out, "--epochs", "2", "--resume")
+    assert code == 0, err
+    assert read_checkpoint(out / "last.pt")["epoch"] == 2
+
+
+@pytest.mark.parametrize("damage", ["absurd settings", "NaN weights"])
+def test_a_crafted_checkpoint_is_refused_in_one_line(
+    trained: Path, tmp_path: Path, capsys, damage: str
+) -> None:
+    ckpt = read_checkpoint(trained / "best.pt")
+    if damage == "absurd settings":
+        ckpt["model"]["kwargs"]["num_classes"] = 10**9
+        expected = "fc.weight (10, 64) vs (1000000000, 64)"
+    else:
+        ckpt["state_dict"]["conv1.weight"][0] = float("nan")
+        expected = "holds weights that are not finite numbers (NaN or inf, e.g. in conv1.weight)"
+    path = tmp_path / "crafted.pt"
+    torch.save(ckpt, path)
+    image = tmp_path / "x.png"
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(image)
+    for argv in (["predict", "--checkpoint", str(path), str(image)], ["evaluate", "--checkpoint", str(path)]):
+        code, out, err = run(
+            capsys,
+            *argv,
+            "--data" if argv[0] == "evaluate" else "--top-k",
+            "shapes10" if argv[0] == "evaluate" else "3",
+        )
+        assert code == 1 and err.count("\n") == 1 and expected in err and out == "", (argv, err)

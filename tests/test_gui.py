@@ -61,6 +61,10 @@ def files(tmp_path_factory: pytest.TempPathFactory, make_tiny_checkpoint) -> dic
     out["corrupt"].write_bytes(out["huge"].read_bytes()[:300])  # a JPEG cut off inside its header
     out["bad_ckpt"] = root / "garbage.pt"
     out["bad_ckpt"].write_bytes(b"not a checkpoint at all")
+    nan = torch.load(ckpt, weights_only=True)
+    next(v for v in nan["state_dict"].values() if v.is_floating_point()).fill_(float("nan"))
+    out["nan_ckpt"] = root / "nan.pt"
+    torch.save(nan, out["nan_ckpt"])
     folder = root / "folder"
     folder.mkdir()
     for name in ("rgb", "gray", "rgba"):
@@ -142,7 +146,7 @@ def test_checkpoint_button_loads_and_shows_model_info(qtbot, window, files, monk
     assert not window.message_is_error
 
 
-@pytest.mark.parametrize("key", ["missing", "bad_ckpt"])
+@pytest.mark.parametrize("key", ["missing", "bad_ckpt", "nan_ckpt"])
 def test_missing_or_corrupt_checkpoint_is_reported(qtbot, window, files, key) -> None:
     path = files["ckpt"].with_name("nowhere.pt") if key == "missing" else files[key]
     load(qtbot, window, path)

@@ -147,10 +147,7 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
     torch.manual_seed(config.seed)
     model = create_for_data(args.model, len(bundle.classes), bundle.image_size)
     train_loader, val_loader, test_loader = bundle.loaders(config, rank=here.rank, world_size=here.size)
-    if len(train_loader) == 0:
-        raise CLIError(
-            f"the training split has {len(bundle.train)} images, fewer than one batch of {config.batch_size}"
-        )
+    _check_sizes(bundle, config, here)
     last = args.out / "last.pt"
     if args.resume and not last.exists() and talk:
         print(f"note: {last} does not exist yet, starting a new run", file=sys.stderr)
@@ -180,6 +177,11 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
         ValueError,
     ) as e:  # ImageError: a streamed file that cannot be decoded
         raise CLIError(one_line(e)) from None
+    except OSError as e:  # no space left, a folder made read-only during the run ...
+        raise CLIError(
+            f"cannot write the run's files in {args.out} ({e.strerror or one_line(e)}); {last} keeps the last "
+            "saved epoch: fix that and run the same command with --resume"
+        ) from None
     except KeyboardInterrupt as e:
         if here.is_main:
             where = one_line(e).split(";")[0] if str(e) else "training interrupted"
@@ -188,6 +190,34 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
     if here.is_main:
         print(_train_result(history, args.out))
     return 0
+
+
+def _check_sizes(bundle: Any, config: TrainConfig, here: Any) -> None:
+    """Refuse what cannot train a classifier (one class; batches larger than the split, whose learning rate
+    would be scaled up for images that are not there); warn when the test split lacks classes."""
+    n_train, classes = len(bundle.train), bundle.classes
+    present = sorted(set(bundle.train.labels.tolist()))
+    if len(present) < 2:
+        raise CLIError(
+            f"the training split holds one class only ({classes[present[0]] if present else 'none'}): a classifier "
+            "needs images of at least two classes"
+        )
+    if config.batch_size * here.size > n_train:
+        per = f" × {here.size} processes" if here.size > 1 else ""
+        raise CLIError(
+            f"the batch of {config.batch_size} images{per} is larger than the training split ({n_train} images); "
+            f"give --batch-size {n_train // here.size} or less, or train on more images"
+        )
+    missing = (
+        sorted(set(range(len(classes))) - set(bundle.test.labels.tolist())) if bundle.test is not None else []
+    )
+    if missing and here.is_main:
+        names = ", ".join(classes[i] for i in missing[:5]) + (", …" if len(missing) > 5 else "")
+        print(
+            f"warning: the test split has no images of {len(missing)} class(es) ({names}); its accuracy covers "
+            "the other classes only",
+            file=sys.stderr,
+        )
 
 
 def _train_result(history: Any, out: Path) -> str:

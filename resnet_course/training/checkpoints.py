@@ -177,7 +177,20 @@ def _describe(cfg: dict[str, Any] | None) -> str:
 
 
 def load_weights(model: nn.Module, checkpoint: dict[str, Any], path: str | Path = "<checkpoint>") -> None:
-    """Copy the checkpoint's weights into ``model``; a mismatch raises a one-line :class:`CheckpointError`."""
+    """Copy the checkpoint's weights into ``model``; a mismatch, or a weight that is NaN or infinite, raises a
+    one-line :class:`CheckpointError`."""
+    _check_fits(model, checkpoint, path)
+    state = checkpoint["state_dict"]
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise CheckpointError(
+            f"{path}: holds weights that are not finite numbers (NaN or inf, e.g. in {bad}): a run that diverged or a "
+            "damaged file; it cannot classify anything. Use another checkpoint (or retrain)"
+        )
+    model.load_state_dict(state)
+
+
+def _check_fits(model: nn.Module, checkpoint: dict[str, Any], path: str | Path) -> None:
     state = checkpoint["state_dict"]
     own = model.state_dict()
     missing = [k for k in own if k not in state]
@@ -203,7 +216,6 @@ def load_weights(model: nn.Module, checkpoint: dict[str, Any], path: str | Path 
             f"{path}: a checkpoint for {_describe(checkpoint.get('model'))}, which does not fit the given "
             f"model {given}: {'; '.join(details)}"
         )
-    model.load_state_dict(state)
 
 
 def load_checkpoint(
@@ -227,10 +239,13 @@ def load_checkpoint(
             raise CheckpointError(
                 f"{path}: made for model {cfg.get('name')!r}, which this version of resnet_course does not know"
             )
-        try:
-            model = create(cfg["name"], **cfg.get("kwargs", {}))
+        try:  # first without memory (the meta device): settings such as num_classes=10**9 must fit the weights
+            with torch.device("meta"):
+                probe = create(cfg["name"], **cfg.get("kwargs", {}))
         except (TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: cannot rebuild {_describe(cfg)}: {_first_line(e)}") from None
+        _check_fits(probe, ckpt, path)
+        model = create(cfg["name"], **cfg.get("kwargs", {}))
     load_weights(model, ckpt, path)
     model.to(device).eval()
     return model, ckpt
