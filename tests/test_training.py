@@ -272,7 +272,8 @@ def test_ctrl_c_stops_at_once_and_resume_continues_from_the_last_saved_epoch(tmp
 
     m.register_forward_pre_hook(interrupt_after_ten_batches)
     with pytest.raises(
-        KeyboardInterrupt, match=r"interrupted in epoch 2/3; .*last\.pt holds the first 1 epoch\(s\): continue"
+        KeyboardInterrupt,
+        match=r"interrupted in epoch 2/3; .*last\.pt holds the first 1 epoch\(s\): continue",
     ):
         fit(m, *loaders(), cfg(accum_steps=2), out_dir=tmp_path / "b", progress=False)
     assert seen["n"] == 10  # stopped at once, not at the end of the epoch
@@ -322,7 +323,9 @@ def test_resume_with_another_number_of_processes_is_refused(tmp_path: Path) -> N
 
     fit(model(), loaders()[0], None, cfg(epochs=2), out_dir=tmp_path, progress=False, callback=lambda h: True)
     update_checkpoint(tmp_path / "last.pt", world_size=2)
-    with pytest.raises(ValueError, match=r"trained by 2 process\(es\) and this one has 1; resume with the same"):
+    with pytest.raises(
+        ValueError, match=r"trained by 2 process\(es\) and this one has 1; resume with the same"
+    ):
         fit(model(), loaders()[0], None, cfg(epochs=2), out_dir=tmp_path, resume=True, progress=False)
 
 
@@ -531,7 +534,9 @@ def test_best_and_last_survive_a_kill_during_their_write_and_resume_restores_bot
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     tests = str(Path(__file__).parent)
     killed = subprocess.run(
-        [sys.executable, "-c", _KILLED_WRITE, str(out), target, str(at_call), tests, str(epochs)], env=env, timeout=120
+        [sys.executable, "-c", _KILLED_WRITE, str(out), target, str(at_call), tests, str(epochs)],
+        env=env,
+        timeout=120,
     )
     assert killed.returncode == 137
     assert list(out.glob(f".{target}.*.tmp")), "the simulated kill left no temporary file"
@@ -543,3 +548,23 @@ def test_best_and_last_survive_a_kill_during_their_write_and_resume_restores_bot
     best, last = read_checkpoint(out / "best.pt"), read_checkpoint(out / "last.pt")
     assert last["epoch"] == epochs and best["epoch"] == history.best_epoch
     assert sorted(p.name for p in out.iterdir()) == [".lock", "best.pt", "history.json", "last.pt"]
+
+
+def test_ctrl_c_in_the_final_evaluation_is_honoured_and_resume_runs_the_evaluation(tmp_path: Path) -> None:
+    class Interrupted:
+        def __len__(self) -> int:
+            return 1
+
+        def __iter__(self):
+            raise KeyboardInterrupt
+
+    train, val = loaders()
+    with pytest.raises(
+        KeyboardInterrupt, match=r"after the last epoch, in the final evaluation; .*last\.pt holds"
+    ):
+        fit(model(), train, val, cfg(epochs=1), test_loader=Interrupted(), out_dir=tmp_path, progress=False)
+    history = fit(
+        model(), train, val, cfg(epochs=1), test_loader=val, out_dir=tmp_path, resume=True, progress=False
+    )
+    assert len(history) == 1 and history.extra["test"]["n"] == 16
+    assert read_checkpoint(tmp_path / "last.pt")["metrics"]["test_n"] == 16

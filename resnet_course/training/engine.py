@@ -257,6 +257,8 @@ def _interrupted_message(run: RunState, epoch: int) -> str:
         )
     else:
         kept = "nothing was saved" + ("" if run.out_dir is not None else " (no out_dir)")
+    if run.out_dir is not None and run.saved_epochs == run.config.epochs:
+        return f"interrupted after the last epoch, in the final evaluation; {kept}"
     return f"training interrupted in epoch {epoch + 1}/{run.config.epochs}; {kept}"
 
 
