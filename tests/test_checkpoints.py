@@ -89,6 +89,28 @@ def test_bad_files_give_one_line_errors_naming_the_file(tmp_path: Path, kind: st
     assert isinstance(err.value, ValueError)
 
 
+class _Payload:
+    """Unpickling this would call os.system."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_never_runs(tmp_path: Path) -> None:
+    path, marker = tmp_path / "crafted.pt", tmp_path / "payload-ran"
+    ckpt = checkpoints.make_checkpoint(tiny())
+    torch.save({**ckpt, "meta": {"note": _Payload(marker)}}, path)
+    with pytest.raises(CheckpointError, match="contains Python objects that a safe load refuses") as err:
+        load_checkpoint(path)
+    assert_one_line(err, path)
+    assert not marker.exists()
+
+
 def test_checkpoint_for_a_different_architecture(tmp_path: Path) -> None:
     path = save_checkpoint(tiny(3), tmp_path / "r20.pt")
     with pytest.raises(CheckpointError, match="does not fit the given model") as err:

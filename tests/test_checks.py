@@ -9,7 +9,7 @@ from torch import nn
 from resnet_course.checks.environment import environment_report
 from resnet_course.checks.framework import CheckResult, ExerciseFailed, Hint, friendly_check, student_call
 from resnet_course.checks.notebook01 import check_final_train_errors
-from resnet_course.checks.notebook02 import check_basic_block, check_bottleneck
+from resnet_course.checks.notebook02 import check_basic_block, check_bottleneck, check_no_bn_projection_block
 from resnet_course.checks.notebook03 import check_resnet34
 from resnet_course.checks.notebook04 import check_mean_std
 from resnet_course.checks.notebook05 import check_model_selection_split, check_warmup_cosine_lr
@@ -403,6 +403,83 @@ def test_bottleneck_reference_and_correct_solution_pass(capsys):
 )
 def test_bottleneck_typical_mistakes(capsys, cls, expected):
     ok = outcome(check_bottleneck, cls)
+    out = capsys.readouterr().out
+    assert not ok and out.startswith("❌") and "Hint:" in out
+    assert expected in out, out
+
+
+# --------------------------------------------------------------------------------------------------
+# check_no_bn_projection_block
+# --------------------------------------------------------------------------------------------------
+
+
+class GoodNoBN(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1)
+        self.shortcut = nn.Conv2d(in_channels, out_channels, 1, stride)
+
+    def branch(self, x):
+        return self.conv2(torch.relu(self.conv1(x)))
+
+    def forward(self, x):
+        return torch.relu(self.branch(x) + self.shortcut(x))
+
+
+class NoBNReluBeforeAdd(GoodNoBN):
+    def forward(self, x):
+        return torch.relu(self.branch(x)) + self.shortcut(x)
+
+
+class NoBNNoShortcut(GoodNoBN):
+    def forward(self, x):
+        return torch.relu(self.branch(x))
+
+
+class NoBNNoInnerRelu(GoodNoBN):
+    def branch(self, x):
+        return self.conv2(self.conv1(x))
+
+
+class NoBNShortcut3x3(GoodNoBN):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__(in_channels, out_channels, stride)
+        self.shortcut = nn.Conv2d(in_channels, out_channels, 3, stride, 1)
+
+
+class NoBNWithoutBias(GoodNoBN):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__(in_channels, out_channels, stride)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+
+
+class NoBNShortcutWithoutStride(GoodNoBN):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__(in_channels, out_channels, stride)
+        self.shortcut = nn.Conv2d(in_channels, out_channels, 1)
+
+
+def test_no_bn_projection_block_solution_passes(capsys):
+    ok = outcome(check_no_bn_projection_block, GoodNoBN)
+    out = capsys.readouterr().out
+    assert ok and out.startswith("✅") and "16 → 32 channels at stride 2" in out, out
+
+
+@pytest.mark.parametrize(
+    "cls, expected",
+    [
+        (NoBNReluBeforeAdd, "the last ReLU comes after the addition"),
+        (NoBNNoShortcut, "add the projected input"),
+        (NoBNNoInnerRelu, "put a ReLU between conv1 and conv2"),
+        (NoBNShortcut3x3, "wrong shape shortcut.weight"),
+        (NoBNWithoutBias, "three convolutions with bias"),
+        (NoBNShortcutWithoutStride, "forward pass"),
+        (GoodBlock, "missing conv1.bias"),
+    ],
+)
+def test_no_bn_projection_block_typical_mistakes(capsys, cls, expected):
+    ok = outcome(check_no_bn_projection_block, cls)
     out = capsys.readouterr().out
     assert not ok and out.startswith("❌") and "Hint:" in out
     assert expected in out, out

@@ -509,10 +509,12 @@ def test_a_batch_larger_than_the_split_and_a_single_class_are_refused(tmp_path: 
         *TINY, "--batch-size", "100000",
     )  # fmt: skip
     assert code == 1 and err.count("\n") == 1, err
-    assert (
-        "the batch of 100000 images is larger than the training split (108 images); give --batch-size 108"
-        in err
-    )
+    assert "the batch of 100000 images is larger than the training split (108 images), and the learning" in err
+    code, _, err = run(
+        capsys, "train", "--model", "resnet20", "--epochs", "1", "--out", str(tmp_path / "c"),
+        *TINY, "--batch-size", "200", "--lr", "0.05",
+    )  # fmt: skip
+    assert code == 0 and "warning: the batch of 200 images is larger than the training split (108 images)" in err
     one = _folder_of(tmp_path, "one", 40, ["cat"])
     code, _, err = _train(capsys, tmp_path / "b", "--data", str(one))
     assert code == 1 and "the training split holds one class only (cat)" in err, err

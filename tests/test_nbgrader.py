@@ -112,7 +112,7 @@ def test_every_exercise_is_an_autograded_answer_followed_by_its_test(path):
 
 def test_every_exercise_of_the_course_is_graded_and_listed_for_teachers():
     tasks = {path.stem: _tasks(path) for path in NOTEBOOKS}
-    assert sum(len(t) for t in tasks.values()) == 16
+    assert sum(len(t) for t in tasks.values()) == 17
     assert all(tasks[a] for a in ASSIGNMENTS if not a.startswith("00_"))  # every lesson has an exercise
     # docs/TEACHING.md's table: each notebook's grade ids and points, and the total
     teaching = (REPO / "docs" / "TEACHING.md").read_text()

@@ -147,7 +147,7 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
     torch.manual_seed(config.seed)
     model = create_for_data(args.model, len(bundle.classes), bundle.image_size)
     train_loader, val_loader, test_loader = bundle.loaders(config, rank=here.rank, world_size=here.size)
-    _check_sizes(bundle, config, here)
+    _check_sizes(bundle, config, here, args.lr)
     last = args.out / "last.pt"
     if args.resume and not last.exists() and talk:
         print(f"note: {last} does not exist yet, starting a new run", file=sys.stderr)
@@ -192,9 +192,10 @@ def _train_here(args: argparse.Namespace, config: TrainConfig, here: Any) -> int
     return 0
 
 
-def _check_sizes(bundle: Any, config: TrainConfig, here: Any) -> None:
-    """Refuse what cannot train a classifier (one class; batches larger than the split, whose learning rate
-    would be scaled up for images that are not there); warn when the test split lacks classes."""
+def _check_sizes(bundle: Any, config: TrainConfig, here: Any, args_lr: float | None) -> None:
+    """Refuse what cannot train a classifier: one class; a batch larger than the split when the learning rate is
+    scaled to the batch (``--lr`` not given: it would be scaled up for images that are not there; with ``--lr``
+    a warning). Warn when the test split lacks classes."""
     n_train, classes = len(bundle.train), bundle.classes
     present = sorted(set(bundle.train.labels.tolist()))
     if len(present) < 2:
@@ -204,10 +205,14 @@ def _check_sizes(bundle: Any, config: TrainConfig, here: Any) -> None:
         )
     if config.batch_size * here.size > n_train:
         per = f" × {here.size} processes" if here.size > 1 else ""
-        raise CLIError(
-            f"the batch of {config.batch_size} images{per} is larger than the training split ({n_train} images); "
-            f"give --batch-size {n_train // here.size} or less, or train on more images"
-        )
+        what = f"the batch of {config.batch_size} images{per} is larger than the training split ({n_train} images)"
+        if args_lr is None:  # the rate would be scaled up for images that are not there
+            raise CLIError(
+                f"{what}, and the learning rate is scaled to the batch; give --batch-size {n_train // here.size} "
+                "or less, or train on more images"
+            )
+        if here.is_main:
+            print(f"warning: {what}: every epoch is one smaller batch, at the --lr given", file=sys.stderr)
     missing = (
         sorted(set(range(len(classes))) - set(bundle.test.labels.tolist())) if bundle.test is not None else []
     )

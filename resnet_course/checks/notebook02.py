@@ -1,5 +1,6 @@
 """Checks of notebook 02's exercises: a student's ``BasicBlock`` and ``Bottleneck`` against the package's, weights
-loaded; the bottleneck also builds a ResNet-50 whose parameter count must be torchvision's."""
+loaded (the bottleneck also builds a ResNet-50 whose parameter count must be torchvision's), and a BatchNorm-free
+block with a projection shortcut against a reference."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from resnet_course.checks.framework import (
     student_call,
 )
 
-__all__ = ["check_basic_block", "check_bottleneck"]
+__all__ = ["check_basic_block", "check_bottleneck", "check_no_bn_projection_block"]
 
 
 def _basic_block_variants(ref: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -165,7 +166,9 @@ def _check_one_block(
 def _require_class(obj: object, call: str) -> None:
     """A :class:`Hint` when a check meant for a class was given something else (usually an instance)."""
     if not isinstance(obj, type):
-        raise Hint(f"expected a class, got {type(obj).__name__}", f"pass the class itself: {call}, not an instance")
+        raise Hint(
+            f"expected a class, got {type(obj).__name__}", f"pass the class itself: {call}, not an instance"
+        )
 
 
 @friendly_check
@@ -233,7 +236,9 @@ def _check_one_bottleneck(
 
     out_planes = planes * 4
     downsample = _projection(inplanes, out_planes, stride)
-    case = f"{student_cls.__name__}({inplanes}, {planes}, stride={stride}" + (", downsample=...)" if downsample else ")")
+    case = f"{student_cls.__name__}({inplanes}, {planes}, stride={stride}" + (
+        ", downsample=...)" if downsample else ")"
+    )
     ref = Bottleneck(inplanes, planes, stride, downsample)
     randomize_batchnorm(ref, generator)
     ref.eval()
@@ -264,11 +269,15 @@ def _check_one_bottleneck(
     block.eval()
     x = torch.randn(2, inplanes, 8, 8, generator=generator)
     with torch.no_grad():
-        out = student_call(block, x, what=f"the forward pass of {case}", hint="F(x) and the shortcut must have one shape")
+        out = student_call(
+            block, x, what=f"the forward pass of {case}", hint="F(x) and the shortcut must have one shape"
+        )
     expected = (2, out_planes, 8 // stride, 8 // stride)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise Hint(f"{case}: the output is {got}, expected shape {expected}", "conv3 expands to planes × 4 channels")
+        raise Hint(
+            f"{case}: the output is {got}, expected shape {expected}", "conv3 expands to planes × 4 channels"
+        )
     variants = _bottleneck_variants(ref, x, stride)
     if torch.allclose(out, variants["correct"], atol=1e-5, rtol=1e-4):
         return
@@ -289,7 +298,14 @@ def _resnet50_parameters(student_cls: type) -> int:
     class Adapted(student_cls):  # type: ignore[misc, valid-type]  # the package's ResNet passes a norm_layer too
         has_shortcut, preact = True, False
 
-        def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, **_: object):
+        def __init__(
+            self,
+            inplanes: int,
+            planes: int,
+            stride: int = 1,
+            downsample: nn.Module | None = None,
+            **_: object,
+        ):
             super().__init__(inplanes, planes, stride, downsample)
 
     Adapted.__name__ = student_cls.__name__
@@ -321,4 +337,114 @@ def check_bottleneck(student_cls: type) -> str:
     return (
         f"{student_cls.__name__} matches the reference Bottleneck (stride 1, and stride 2 with a projection), and a "
         f"ResNet-50 built from it has torchvision's {RESNET50_PARAMETERS:,} parameters"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The BatchNorm-free block with a projection shortcut
+# --------------------------------------------------------------------------------------------------
+
+
+class _NoBNProjectionBlock(nn.Module):
+    """The reference: ReLU(conv2(ReLU(conv1(x))) + shortcut(x)), 3×3 convolutions with bias, the stride on conv1,
+    and a 1×1 convolution with the same stride on the shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.shortcut = nn.Conv2d(in_channels, out_channels, 1, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv2(torch.relu(self.conv1(x))) + self.shortcut(x))
+
+
+_NO_BN_HINTS = {
+    "no ReLU after the addition": "apply ReLU after adding the shortcut: relu(conv2(...) + shortcut(x))",
+    "ReLU before the addition": "the last ReLU comes after the addition, not on the branch before it",
+    "no shortcut": "add the projected input: + self.shortcut(x)",
+    "no ReLU between the two convolutions": "put a ReLU between conv1 and conv2: conv2(relu(conv1(x)))",
+}
+
+
+def _no_bn_variants(ref: _NoBNProjectionBlock, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        branch, projected = ref.conv2(torch.relu(ref.conv1(x))), ref.shortcut(x)
+        return {
+            "correct": torch.relu(branch + projected),
+            "no ReLU after the addition": branch + projected,
+            "ReLU before the addition": torch.relu(branch) + projected,
+            "no shortcut": torch.relu(branch),
+            "no ReLU between the two convolutions": torch.relu(ref.conv2(ref.conv1(x)) + projected),
+        }
+
+
+def _check_one_no_bn_block(
+    student_cls: type, cin: int, cout: int, stride: int, generator: torch.Generator
+) -> None:
+    case = f"{student_cls.__name__}({cin}, {cout}, stride={stride})"
+    ref = _NoBNProjectionBlock(cin, cout, stride)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
+    block = student_call(
+        student_cls,
+        cin,
+        cout,
+        stride,
+        what=case,
+        hint="the constructor takes (in_channels, out_channels, stride)",
+    )
+    if not isinstance(block, nn.Module):
+        raise Hint(f"{case} is a {type(block).__name__}, not an nn.Module", "subclass torch.nn.Module")
+    missing, unexpected, wrong = state_dict_diff(block, ref)
+    if missing or unexpected or wrong:
+        hint = (
+            "three convolutions with bias: conv1 3×3 (the stride), conv2 3×3, shortcut 1×1 (the same stride)"
+        )
+        if any(k.startswith("shortcut") for k in missing) and not wrong:
+            hint = (
+                "keep the projection in self.shortcut: nn.Conv2d(in_channels, out_channels, 1, stride=stride)"
+            )
+        raise Hint(
+            f"{case}: the layers differ from the reference ({state_dict_diff_text(missing, unexpected, wrong)})",
+            hint,
+        )
+    block.load_state_dict(ref.state_dict())
+    x = torch.randn(2, cin, 8, 8, generator=generator)
+    with torch.no_grad():
+        out = student_call(
+            block, x, what=f"the forward pass of {case}", hint="relu(conv2(relu(conv1(x))) + shortcut(x))"
+        )
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, cout, 8 // stride, 8 // stride):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise Hint(
+            f"{case}: output {shape}, expected {(2, cout, 8 // stride, 8 // stride)}",
+            "return the block's output",
+        )
+    variants = _no_bn_variants(ref, x)
+    for mistake, value in variants.items():
+        if torch.allclose(out, value, atol=1e-5, rtol=1e-4):
+            if mistake == "correct":
+                return
+            raise Hint(f"{case}: the output matches a block with {mistake}", _NO_BN_HINTS[mistake])
+    diff = (out - variants["correct"]).abs().max().item()
+    raise Hint(
+        f"{case}: the output differs from the reference (max abs difference {diff:.3g})",
+        "check the order: conv1 → ReLU → conv2, plus shortcut(x), then ReLU",
+    )
+
+
+@friendly_check
+def check_no_bn_projection_block(student_cls: type) -> str:
+    """Check a student's BatchNorm-free block with a 1×1 projection shortcut (the "convolutional block" of the
+    tutorials that build ResNets without BatchNorm) against a reference: layer names ``conv1``, ``conv2``,
+    ``shortcut`` (all with bias), the reference's weights loaded and the outputs compared, when the block halves
+    the resolution and doubles the width, and when it only widens."""
+    _require_class(student_cls, "check_no_bn_projection_block(StudentNoBNProjectionBlock)")
+    generator = torch.Generator().manual_seed(0)
+    _check_one_no_bn_block(student_cls, 16, 32, 2, generator)
+    _check_one_no_bn_block(student_cls, 8, 24, 1, generator)
+    return (
+        f"{student_cls.__name__} matches the reference (16 → 32 channels at stride 2, and 8 → 24 at stride 1)"
     )
