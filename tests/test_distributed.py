@@ -55,6 +55,23 @@ def _ddp(out: Path, *args: str, nproc: int = 2, timeout: float = 180) -> subproc
     return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
+def _two_machines(out: Path, *args: str) -> list[str]:
+    """Two torchrun agents of one process each, as two machines would run them (node ranks 0 and 1, node 0's
+    address as the rendezvous); their outputs, after both succeeded."""
+    port, jobs = _free_port(), []
+    for node in (0, 1):
+        cmd = [
+            *TORCHRUN, "--nnodes=2", f"--node-rank={node}", "--nproc_per_node=1", "--master-addr=127.0.0.1",
+            f"--master-port={port}", str(SCRIPT), "--out", str(out), *args,
+        ]  # fmt: skip
+        jobs.append(
+            subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        )
+    outputs = [job.communicate(timeout=180)[0] for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], outputs
+    return outputs
+
+
 def _single(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, str(SCRIPT), "--out", str(out), *args]
     return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
@@ -235,12 +252,23 @@ def _pid_alive(pid: int) -> bool:
 def test_ctrl_c_on_torchrun_stops_every_process_and_the_resumed_run_equals_one_process_of_the_global_batch(
     tmp_path: Path,
 ) -> None:
-    """A small CNN without BatchNorm on two processes of 32 images each: Ctrl-C stops both, and the resumed run
-    equals one process with the global batch of 64 to float tolerance (gradients averaged over the processes are
-    the global batch's; a resume that restored the wrong shard, random state or schedule would be far off).
+    """A small CNN without BatchNorm on two processes of 32 images each: Ctrl-C stops both, the run resumes on two
+    simulated machines (one process each, node 0's address the rendezvous), and it equals one process with the
+    global batch of 64 to float tolerance (gradients averaged over the processes are the global batch's; a resume
+    that restored the wrong shard, random state or schedule would be far off).
     Bit-identical resume: tests/test_training.py; ResNet-20 with BatchNorm under DDP: the command-line test below."""
     out, common = tmp_path / "run", ["--epochs", "2", "--batch-size", "32"]
-    cmd = [*TORCHRUN, "--standalone", "--nproc_per_node=2", str(SCRIPT), "--out", str(out), *common, "--slow", "2"]
+    cmd = [
+        *TORCHRUN,
+        "--standalone",
+        "--nproc_per_node=2",
+        str(SCRIPT),
+        "--out",
+        str(out),
+        *common,
+        "--slow",
+        "2",
+    ]
     # a terminal's Ctrl-C goes to torchrun's process group; torchrun passes it on to its workers (own sessions)
     job = subprocess.Popen(
         cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
@@ -258,8 +286,9 @@ def test_ctrl_c_on_torchrun_stops_every_process_and_the_resumed_run_equals_one_p
     time.sleep(1)
     assert not [p for p in workers if _pid_alive(p)], f"workers left running after Ctrl-C\n{output[-2000:]}"
     assert read_checkpoint(out / "last.pt")["epoch"] == 1, output[-2000:]  # stopped at once, in epoch 2
+    # resumed on "two machines" (one process each, node 0 the rendezvous): the same job, rank 0 writes alone
     # (resuming with another number of processes is refused: tests/test_training.py, without a launch)
-    _ok(_ddp(out, *common, "--resume"))
+    _two_machines(out, *common, "--resume")
     _ok(_single(tmp_path / "one", "--epochs", "2", "--batch-size", "64"))
     one, two = torch.load(tmp_path / "one" / "rank0.pt"), torch.load(out / "rank1.pt")
     for k, v in one["state_dict"].items():
@@ -272,6 +301,7 @@ def test_ctrl_c_on_torchrun_stops_every_process_and_the_resumed_run_equals_one_p
     # only rank 0 writes; the checkpoint holds the unwrapped model (torchvision's names, no "module.")
     ckpt = read_checkpoint(out / "last.pt")
     assert ckpt["world_size"] == 2 and not any(k.startswith("module.") for k in ckpt["state_dict"])
+    assert sorted(p.name for p in out.glob("*.pt")) == ["best.pt", "last.pt", "rank0.pt", "rank1.pt"]
 
 
 def test_a_process_that_dies_stops_the_job_naming_it_and_keeps_the_saved_epoch(tmp_path: Path) -> None:
@@ -279,32 +309,6 @@ def test_a_process_that_dies_stops_the_job_naming_it_and_keeps_the_saved_epoch(t
     assert result.returncode != 0
     assert "rank      : 1" in result.stderr or "local_rank: 1" in result.stderr, result.stderr[-3000:]
     assert read_checkpoint(tmp_path / "run" / "last.pt")["epoch"] >= 1
-
-
-def test_two_machines_simulated_on_one_train_together_and_write_one_checkpoint(tmp_path: Path) -> None:
-    port, out = _free_port(), tmp_path / "run"
-    jobs = []
-    for node in (0, 1):
-        cmd = [
-            *TORCHRUN,
-            "--nnodes=2",
-            f"--node-rank={node}",
-            "--nproc_per_node=1",
-            "--master-addr=127.0.0.1",
-            f"--master-port={port}",
-            str(SCRIPT),
-            "--out",
-            str(out),
-            "--epochs",
-            "1",
-        ]
-        jobs.append(
-            subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        )
-    outputs = [job.communicate(timeout=180)[0] for job in jobs]
-    assert [job.returncode for job in jobs] == [0, 0], outputs
-    assert read_checkpoint(out / "last.pt")["world_size"] == 2
-    assert sorted(p.name for p in out.glob("*.pt")) == ["best.pt", "last.pt", "rank0.pt", "rank1.pt"]
 
 
 def test_an_unsharded_loader_and_sync_bn_on_cpu_are_refused() -> None:
@@ -344,7 +348,9 @@ def test_cli_under_torchrun_streams_a_folder_trains_one_model_and_a_second_job_c
     assert running, "the first job ended before the second was refused: the test proves nothing"
     assert refused.returncode == 1 and "is in use by another training: pid" in refused.stderr
     assert "DDP job" in refused.stderr
-    assert "data: streamed from disk" in stderr and stderr.count("data: streamed") == 1  # rank 0 alone reports
+    assert (
+        "data: streamed from disk" in stderr and stderr.count("data: streamed") == 1
+    )  # rank 0 alone reports
     assert stdout.count("final test acc") == 1 and "on 100 images" in stdout  # 20 % of 500, each image once
     ckpt = read_checkpoint(out / "best.pt")
     assert ckpt["world_size"] == 2 and ckpt["metrics"]["test_n"] == 100
