@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resnet_course.devices import accelerator_available, native_mixed_precision
+from resnet_course.devices import accelerator_kind, native_mixed_precision
 
 __all__ = [
     "Profile",
@@ -66,9 +66,13 @@ class Profile:
     degradation_models: tuple[str, ...]  # plain vs residual nets compared in the degradation experiment
     degradation_epochs: int  # epochs of each degradation run
     degradation_train_size: int | None  # training images of each degradation run; None = all
-    degradation_batch_size: int  # mini-batch of each degradation run (small batches: more steps on few images)
+    degradation_batch_size: (
+        int  # mini-batch of each degradation run (small batches: more steps on few images)
+    )
     degradation_lr: float  # peak learning rate of each degradation run (He et al.: 0.1 for batch 128)
-    degradation_schedule: str  # "multistep" (He et al.'s drops at 50 % and 75 %) or "onecycle" (short budgets)
+    degradation_schedule: (
+        str  # "multistep" (He et al.'s drops at 50 % and 75 %) or "onecycle" (short budgets)
+    )
     degradation_augment: bool  # crop + flip in the degradation runs; off, the task is to fit the training set
     gradient_depths: tuple[int, ...]  # depths of plainN/resnetN in the gradient-norm-at-init plot
     transfer_image_size: int  # input size for transfer learning from ImageNet weights
@@ -81,7 +85,9 @@ class Profile:
     tricks_lr: float | None  # peak learning rate of the training-tricks runs; None = 0.1 × batch_size / 128
     tricks_train_size: int | None  # training images of each training-tricks run; None = all
     tricks_noise_seeds: int  # seeds of the repeated baseline that measures run-to-run noise
-    short_epochs: int  # epochs of a short run (the fallback model of notebooks 06/07/10 without 05's checkpoint)
+    short_epochs: (
+        int  # epochs of a short run (the fallback model of notebooks 06/07/10 without 05's checkpoint)
+    )
     short_train_size: int | None  # training images of a short run (stratified subset); None = all
     n_seeds: int  # repetitions with different seeds where a notebook reports mean ± spread
     num_workers: int  # DataLoader worker processes for the classic (PIL/transforms) path
@@ -89,7 +95,9 @@ class Profile:
     eval_batch_size: int = 1000  # batch size for evaluation and prediction (no gradients, so larger)
     preview_images: int = 32  # images shown in image grids of the data notebook
     benchmark_images: int = 2000  # images timed when the data notebook compares input pipelines
-    amp: bool = False  # mixed precision in the trainings; get_profile turns it on where it is native (see AMP_ENV)
+    amp: bool = (
+        False  # mixed precision in the trainings; get_profile turns it on where it is native (see AMP_ENV)
+    )
     chosen_by: str = field(default="", compare=False)  # how this profile was selected (for display)
 
     def replace(self, **changes: Any) -> Profile:
@@ -280,8 +288,33 @@ def resolve_dataset_spec(spec: str) -> str:
     )
 
 
+GPU_PROFILE_MIN_GIB = (
+    8  # the gpu profile (ResNet-18, full CIFAR-10, batch 512, 35 epochs) is sized for this or more
+)
+
+
+def _profile_for_hardware() -> tuple[str, str]:
+    """The profile that fits this machine, and why (shown as the profile's ``chosen_by``)."""
+    kind, gib = accelerator_kind()
+    if kind == "cuda" and gib is not None and gib >= GPU_PROFILE_MIN_GIB:
+        return "gpu", f"auto: CUDA GPU with {gib:.0f} GiB"
+    if kind == "cuda":
+        return "cpu", (
+            f"auto: CUDA GPU with {gib:.1f} GiB, under the {GPU_PROFILE_MIN_GIB} GiB the gpu profile is sized for: "
+            "the cpu profile's sizes, run on the GPU"
+        )
+    if kind == "mps":
+        return "cpu", (
+            "auto: Apple GPU (MPS): the gpu profile's full recipes take hours per notebook on a laptop GPU, so the "
+            "cpu profile's sizes, run on MPS"
+        )
+    return "cpu", "auto: no GPU found"
+
+
 def get_profile(name: str | None = None) -> Profile:
-    """The profile ``name``; by default from ``RESNET_COURSE_PROFILE``, else ``gpu``/``cpu`` by hardware.
+    """The profile ``name``; by default from ``RESNET_COURSE_PROFILE``, else by hardware: ``gpu`` on a CUDA GPU
+    with at least :data:`GPU_PROFILE_MIN_GIB` GiB, ``cpu`` elsewhere (a smaller GPU and Apple's MPS run the cpu
+    profile's sizes on the GPU: minutes per notebook, not hours).
 
     ``RESNET_COURSE_DATASET``, when set, replaces the dataset of the returned profile. Raises ``ValueError``
     naming the valid profiles for an unknown name.
@@ -292,8 +325,7 @@ def get_profile(name: str | None = None) -> Profile:
         name = os.environ[PROFILE_ENV].strip()
         chosen_by = f"{PROFILE_ENV}={name}"
     else:
-        name = "gpu" if accelerator_available() else "cpu"
-        chosen_by = "auto: " + ("GPU found" if name == "gpu" else "no GPU found")
+        name, chosen_by = _profile_for_hardware()
     key = name.strip().lower()
     if key not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; valid profiles are: {', '.join(PROFILES)}")
@@ -309,9 +341,12 @@ def get_profile(name: str | None = None) -> Profile:
     seed_override = os.environ.get(SEED_ENV, "").strip()
     if seed_override:
         seed = int(seed_override) if seed_override.isascii() and seed_override.isdecimal() else -1
-        if not 0 <= seed < 2**31 - 16:  # notebooks add small offsets (SEED + 1, ...); NumPy/sklearn take < 2**32
-            raise ValueError(f"{SEED_ENV}={seed_override!r}: the seed must be a non-negative integer below 2**31, "
-                             "e.g. 1")
+        if (
+            not 0 <= seed < 2**31 - 16
+        ):  # notebooks add small offsets (SEED + 1, ...); NumPy/sklearn take < 2**32
+            raise ValueError(
+                f"{SEED_ENV}={seed_override!r}: the seed must be a non-negative integer below 2**31, e.g. 1"
+            )
         profile = profile.replace(seed=seed)
         chosen_by += f", {SEED_ENV}={seed_override}"
     amp, why = resolve_amp(profile.name)

@@ -45,7 +45,10 @@ def test_profile_is_frozen_sums_itself_up_in_two_lines_and_lists_every_knob():
     assert "resnet20" in text and "plain20, plain32" in text
     short = str(p).splitlines()  # what every notebook's parameters cell prints
     assert len(short) == 2 and short[0].startswith("Profile 'cpu' (requested")
-    assert f"{p.train_size} training / {p.test_size} test images; resnet20, {p.epochs} epochs, batch 64" in short[1]
+    assert (
+        f"{p.train_size} training / {p.test_size} test images; resnet20, {p.epochs} epochs, batch 64"
+        in short[1]
+    )
     assert "all training" in str(PROFILES["gpu"]) and "0.1 × batch/128" in str(PROFILES["gpu"])
     assert p.replace(epochs=1).epochs == 1 and p.epochs == PROFILES["cpu"].epochs > 1
 
@@ -55,10 +58,16 @@ def test_selection_by_environment_and_hardware(monkeypatch):
     assert get_profile().name == "smoke" and "RESNET_COURSE_PROFILE" in get_profile().chosen_by
     assert get_profile("gpu").name == "gpu"  # an explicit name wins
     monkeypatch.delenv("RESNET_COURSE_PROFILE")
-    monkeypatch.setattr(profiles, "accelerator_available", lambda: True)
-    assert get_profile().name == "gpu"
-    monkeypatch.setattr(profiles, "accelerator_available", lambda: False)
-    assert get_profile().name == "cpu"
+    for kind, gib, expected, why in [
+        ("cuda", 80.0, "gpu", "auto: CUDA GPU with 80 GiB"),
+        ("cuda", 8.0, "gpu", "auto: CUDA GPU with 8 GiB"),
+        ("cuda", 4.0, "cpu", "under the 8 GiB the gpu profile is sized for"),
+        ("mps", None, "cpu", "Apple GPU (MPS)"),
+        ("cpu", None, "cpu", "auto: no GPU found"),
+    ]:
+        monkeypatch.setattr(profiles, "accelerator_kind", lambda kind=kind, gib=gib: (kind, gib))
+        chosen = get_profile()
+        assert chosen.name == expected and why in chosen.chosen_by, (kind, gib, chosen.chosen_by)
 
 
 def test_unknown_profile_lists_the_valid_ones(monkeypatch):
@@ -99,9 +108,23 @@ def test_knobs_grow_from_smoke_to_cpu_to_gpu_and_subsets_fit_inside_the_data():
         return float("inf") if v is None else v
 
     smoke, cpu, gpu = PROFILES["smoke"], PROFILES["cpu"], PROFILES["gpu"]
-    knobs = ["train_size", "test_size", "epochs", "degradation_epochs", "degradation_train_size", "transfer_train_size",
-             "transfer_epochs", "transfer_source_epochs", "tricks_epochs", "tricks_train_size", "short_epochs",
-             "short_train_size", "n_seeds", "transfer_image_size", "benchmark_images"]
+    knobs = [
+        "train_size",
+        "test_size",
+        "epochs",
+        "degradation_epochs",
+        "degradation_train_size",
+        "transfer_train_size",
+        "transfer_epochs",
+        "transfer_source_epochs",
+        "tricks_epochs",
+        "tricks_train_size",
+        "short_epochs",
+        "short_train_size",
+        "n_seeds",
+        "transfer_image_size",
+        "benchmark_images",
+    ]
     for knob in knobs:
         values = [size(getattr(p, knob)) for p in (smoke, cpu, gpu)]
         assert values == sorted(values), f"{knob}: {values}"
@@ -109,7 +132,9 @@ def test_knobs_grow_from_smoke_to_cpu_to_gpu_and_subsets_fit_inside_the_data():
         for knob in ("degradation_train_size", "tricks_train_size", "short_train_size"):
             assert size(getattr(p, knob)) <= size(p.train_size) or p.train_size is None, (p.name, knob)
         assert p.tricks_noise_seeds >= 2  # a spread needs two runs at least
-    assert not smoke.download_weights and not smoke.transfer_resnet50  # CI never downloads or trains ResNet-50
+    assert (
+        not smoke.download_weights and not smoke.transfer_resnet50
+    )  # CI never downloads or trains ResNet-50
     assert gpu.transfer_resnet50 and gpu.model == "resnet18"
 
 
