@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,15 +52,22 @@ def test_record_and_read_back_json_friendly_values_with_the_profile(tmp_path):
 def test_a_second_record_for_the_same_run_replaces_the_first_atomically(monkeypatch):
     cpu = get_profile("cpu")
     record_result("05", {"acc": 0.1}, profile=cpu, dataset="cifar10")
+    import re
+
+    from resnet_course import atomic
+
     replaced = []
-    real_replace = type(results_dir()).replace
+    real_replace = atomic.os.replace
     monkeypatch.setattr(
-        type(results_dir()),
+        atomic.os,
         "replace",
-        lambda self, target: replaced.append(self.name) or real_replace(self, target),
+        lambda src, dst: replaced.append((Path(src).name, Path(dst).name)) or real_replace(src, dst),
     )
     record_result("05", {"acc": 0.2}, profile=cpu, dataset="cifar10")
-    assert replaced == ["05-cpu-seed0.json.tmp"]  # written to a temporary file, then renamed over the old one
+    monkeypatch.setattr(atomic.os, "replace", real_replace)
+    # written to a new temporary file, then renamed over the old one
+    ((tmp, target),) = replaced
+    assert re.fullmatch(r"\.05-cpu-seed0\.json\.\d+\.[0-9a-f]{8}\.tmp", tmp) and target == "05-cpu-seed0.json"
     assert [r["values"]["acc"] for r in read_results("05")] == [0.2]
 
 
