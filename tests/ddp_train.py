@@ -28,7 +28,7 @@ def _no_bn_net() -> nn.Module:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--model", default="nobn", choices=["nobn", "resnet20"])
@@ -38,7 +38,7 @@ def main() -> None:
     p.add_argument("--die-after", type=int, default=None, help="rank 1 kills itself after this epoch")
     p.add_argument("--slow", type=float, default=0.0, help="seconds of sleep per epoch (signal tests)")
     p.add_argument("--resume", action="store_true")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     here = init_from_env("cpu")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -72,9 +72,19 @@ def _two_machines(out: Path, *args: str) -> list[str]:
     return outputs
 
 
-def _single(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, str(SCRIPT), "--out", str(out), *args]
-    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
+def _single_here(out: Path, *args: str) -> None:
+    """The training script in this process (one compute thread, as its launched copies have): one process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ddp_train", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        script.main(["--out", str(out), *args])
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _train_command(*args: str, nproc: int | None = None, data: str = "shapes10") -> list[str]:
@@ -289,7 +299,7 @@ def test_ctrl_c_on_torchrun_stops_every_process_and_the_resumed_run_equals_one_p
     # resumed on "two machines" (one process each, node 0 the rendezvous): the same job, rank 0 writes alone
     # (resuming with another number of processes is refused: tests/test_training.py, without a launch)
     _two_machines(out, *common, "--resume")
-    _ok(_single(tmp_path / "one", "--epochs", "2", "--batch-size", "64"))
+    _single_here(tmp_path / "one", "--epochs", "2", "--batch-size", "64")
     one, two = torch.load(tmp_path / "one" / "rank0.pt"), torch.load(out / "rank1.pt")
     for k, v in one["state_dict"].items():
         torch.testing.assert_close(two["state_dict"][k], v, rtol=1e-5, atol=1e-6)
