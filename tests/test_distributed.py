@@ -95,10 +95,6 @@ def _train_command(*args: str, nproc: int | None = None, data: str = "shapes10")
     return torchrun_command(train, nproc_per_node=nproc)
 
 
-def _ok(result: subprocess.CompletedProcess[str]) -> None:
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-
-
 def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["state_dict"]
 
