@@ -7,7 +7,8 @@ takes the lock again. Under DDP only rank 0 takes it (the other processes of the
 
 Where ``fcntl`` is missing (Windows) the holder's pid is checked instead; a lock whose process is gone is taken over.
 Within one thread the lock is re-entrant: the command line takes it before loading the data, and ``fit`` takes it
-again for the run (another thread of the same process is refused, as another process is). A ``.lock`` that is a symbolic or hard link is refused, never written through.
+again for the run (another thread of the same process is refused, as another process is). A ``.lock`` that is a
+symbolic or hard link is refused, never written through.
 """
 
 from __future__ import annotations
