@@ -115,6 +115,57 @@ def test_decoding_workers_keep_the_order_and_bundle_loaders_stream(both) -> None
         StreamLoader(memory.train, 8, mean=MEAN, std=STD)
 
 
+_SPAWNED = """
+import multiprocessing
+import sys
+
+import torch
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method("spawn", force=True)  # the default on macOS and Windows
+    from resnet_course.data.loading import load_data
+    from resnet_course.training.config import TrainConfig
+
+    folder, out = sys.argv[1], sys.argv[2]
+    kwargs = {"image_size": 16, "val_fraction": 0.2, "test_fraction": 0.2, "seed": 3}
+    bundle = load_data(folder, stream=True, num_workers=0, **kwargs)
+    _, _, test = bundle.loaders(TrainConfig(batch_size=8, seed=2, device="cpu"), num_workers=0)
+    train, _, _ = bundle.loaders(TrainConfig(batch_size=8, seed=2, device="cpu"), num_workers=1)  # one spawned worker
+    train.set_epoch(0)
+    torch.save({"train": list(train), "test": list(test), "mean": bundle.mean}, out)
+"""
+
+
+def test_streaming_with_a_decoding_worker_works_under_the_spawn_start_method(
+    both, tmp_path: Path, folder: Path
+):
+    """macOS and Windows start worker processes with ``spawn`` (a fresh interpreter that must import and unpickle
+    everything it needs): the streamed loaders, a decoding worker included, give the in-memory batches there too."""
+    from resnet_course.training.config import TrainConfig
+
+    script, out = tmp_path / "spawned.py", tmp_path / "batches.pt"
+    script.write_text(_SPAWNED)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, str(script), str(folder), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    spawned = torch.load(out)
+    memory, _ = both
+    train, _, test = memory.loaders(TrainConfig(batch_size=8, seed=2, device="cpu"))
+    train.set_epoch(0)
+    assert tuple(spawned["mean"]) == pytest.approx(tuple(memory.mean), rel=1e-9)
+    for name, loader in (("train", train), ("test", test)):
+        expected = list(loader)
+        assert len(spawned[name]) == len(expected) > 0, name
+        for (x, y), (sx, sy) in zip(expected, spawned[name], strict=True):
+            assert torch.equal(x, sx) and torch.equal(y, sy), name
+
+
 def test_the_automatic_choice_follows_the_memory_limit_and_says_why(folder: Path) -> None:
     decoded = 60 * 3 * 16 * 16  # 46 080 bytes
     kwargs = {"image_size": 16, "num_workers": 0}
