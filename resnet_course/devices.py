@@ -21,13 +21,10 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def accelerator_kind() -> tuple[str, float | None]:
-    """``("cuda", GiB of the first GPU's memory)``, ``("mps", None)`` or ``("cpu", None)``: what
-    :func:`~resnet_course.profiles.get_profile` chooses a profile by."""
-    if torch.cuda.is_available():
-        return "cuda", torch.cuda.get_device_properties(0).total_memory / 2**30
-    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
-        return "mps", None
-    return "cpu", None
+    """``("cuda", GiB of the first GPU's memory)``, ``("mps", None)`` or ``("cpu", None)``: the kind of
+    :func:`default_device`, which :func:`~resnet_course.profiles.get_profile` chooses a profile by."""
+    kind = default_device().type
+    return kind, torch.cuda.get_device_properties(0).total_memory / 2**30 if kind == "cuda" else None
 
 
 def default_device() -> torch.device:
@@ -51,13 +48,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     except (RuntimeError, TypeError):  # a name torch does not know, e.g. "tpu" or "gpu"
         raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICE_CHOICES)}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            "device 'cuda' was requested but CUDA is not available here; use --device auto or cpu"
-        )
+        raise ValueError("device 'cuda' was requested but CUDA is not available here; use --device auto or cpu")
     if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ValueError(
-            "device 'mps' was requested but Apple MPS is not available here; use --device auto or cpu"
-        )
+        raise ValueError("device 'mps' was requested but Apple MPS is not available here; use --device auto or cpu")
     if dev.type not in DEVICE_CHOICES:
         raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICE_CHOICES)}")
     return dev
@@ -77,9 +70,7 @@ def cpu_bf16_support(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[bool, str]:
     except (OSError, StopIteration):
         return False, f"unknown (no x86 flags in {cpuinfo})"
     amd = any(line.startswith("vendor_id") and "AuthenticAMD" in line for line in lines)
-    found = (
-        ", ".join(sorted({"avx512_bf16", "amx_bf16"} & flags)) or "none (neither avx512_bf16 nor amx_bf16)"
-    )
+    found = ", ".join(sorted({"avx512_bf16", "amx_bf16"} & flags)) or "none (neither avx512_bf16 nor amx_bf16)"
     if "amx_bf16" in flags or (amd and "avx512_bf16" in flags):
         return True, found
     if "avx512_bf16" in flags:
@@ -92,9 +83,7 @@ def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
     return cpu_bf16_support(cpuinfo)[1]
 
 
-def native_mixed_precision(
-    device: str | torch.device | None = None, cpuinfo: str | Path = "/proc/cpuinfo"
-) -> bool:
+def native_mixed_precision(device: str | torch.device | None = None, cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     """True where mixed precision (``TrainConfig(amp=True)``) runs on native low-precision arithmetic, so that it
     pays: every CUDA GPU (bf16 where supported, else fp16 tensor cores), and a CPU on which bf16 autocast was
     measured faster than fp32 — Intel with AMX, AMD with ``avx512_bf16`` (:func:`cpu_bf16_support` gives the

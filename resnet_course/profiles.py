@@ -66,13 +66,9 @@ class Profile:
     degradation_models: tuple[str, ...]  # plain vs residual nets compared in the degradation experiment
     degradation_epochs: int  # epochs of each degradation run
     degradation_train_size: int | None  # training images of each degradation run; None = all
-    degradation_batch_size: (
-        int  # mini-batch of each degradation run (small batches: more steps on few images)
-    )
+    degradation_batch_size: int  # mini-batch of each degradation run (small batches: more steps on few images)
     degradation_lr: float  # peak learning rate of each degradation run (He et al.: 0.1 for batch 128)
-    degradation_schedule: (
-        str  # "multistep" (He et al.'s drops at 50 % and 75 %) or "onecycle" (short budgets)
-    )
+    degradation_schedule: str  # "multistep" (He et al.'s drops at 50 % and 75 %) or "onecycle" (short budgets)
     degradation_augment: bool  # crop + flip in the degradation runs; off, the task is to fit the training set
     gradient_depths: tuple[int, ...]  # depths of plainN/resnetN in the gradient-norm-at-init plot
     transfer_image_size: int  # input size for transfer learning from ImageNet weights
@@ -85,9 +81,7 @@ class Profile:
     tricks_lr: float | None  # peak learning rate of the training-tricks runs; None = 0.1 × batch_size / 128
     tricks_train_size: int | None  # training images of each training-tricks run; None = all
     tricks_noise_seeds: int  # seeds of the repeated baseline that measures run-to-run noise
-    short_epochs: (
-        int  # epochs of a short run (the fallback model of notebooks 06/07/10 without 05's checkpoint)
-    )
+    short_epochs: int  # epochs of a short run (the fallback model of notebooks 06/07/10 without 05's checkpoint)
     short_train_size: int | None  # training images of a short run (stratified subset); None = all
     n_seeds: int  # repetitions with different seeds where a notebook reports mean ± spread
     num_workers: int  # DataLoader worker processes for the classic (PIL/transforms) path
@@ -95,9 +89,7 @@ class Profile:
     eval_batch_size: int = 1000  # batch size for evaluation and prediction (no gradients, so larger)
     preview_images: int = 32  # images shown in image grids of the data notebook
     benchmark_images: int = 2000  # images timed when the data notebook compares input pipelines
-    amp: bool = (
-        False  # mixed precision in the trainings; get_profile turns it on where it is native (see AMP_ENV)
-    )
+    amp: bool = False  # mixed precision in the trainings; get_profile turns it on where it is native (see AMP_ENV)
     chosen_by: str = field(default="", compare=False)  # how this profile was selected (for display)
 
     def replace(self, **changes: Any) -> Profile:
@@ -288,9 +280,7 @@ def resolve_dataset_spec(spec: str) -> str:
     )
 
 
-GPU_PROFILE_MIN_GIB = (
-    8  # the gpu profile (ResNet-18, full CIFAR-10, batch 512, 35 epochs) is sized for this or more
-)
+GPU_PROFILE_MIN_GIB = 8  # the gpu profile (ResNet-18, full CIFAR-10, batch 512, 35 epochs) is sized for this or more
 
 
 def _profile_for_hardware() -> tuple[str, str]:
@@ -341,12 +331,9 @@ def get_profile(name: str | None = None) -> Profile:
     seed_override = os.environ.get(SEED_ENV, "").strip()
     if seed_override:
         seed = int(seed_override) if seed_override.isascii() and seed_override.isdecimal() else -1
-        if (
-            not 0 <= seed < 2**31 - 16
-        ):  # notebooks add small offsets (SEED + 1, ...); NumPy/sklearn take < 2**32
-            raise ValueError(
-                f"{SEED_ENV}={seed_override!r}: the seed must be a non-negative integer below 2**31, e.g. 1"
-            )
+        if not 0 <= seed < 2**31 - 16:  # notebooks add small offsets (SEED + 1, ...); NumPy/sklearn take < 2**32
+            raise ValueError(f"{SEED_ENV}={seed_override!r}: the seed must be a non-negative integer below 2**31, "
+                             "e.g. 1")
         profile = profile.replace(seed=seed)
         chosen_by += f", {SEED_ENV}={seed_override}"
     amp, why = resolve_amp(profile.name)
