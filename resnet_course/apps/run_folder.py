@@ -85,8 +85,6 @@ def _check_same_data(path: Path, saved: dict[str, Any], now: dict[str, Any]) -> 
 def _same(key: str, saved: Any, now: Any) -> bool:
     if saved == now:
         return True
-    if key == "spec" and saved is not None and now is not None:  # one folder, named two ways
-        return Path(saved).expanduser().resolve() == Path(now).expanduser().resolve()
-    if isinstance(saved, float) or isinstance(now, float):
-        return saved is not None and now is not None and abs(float(saved) - float(now)) < 1e-12
-    return False
+    if key != "spec" or saved is None or now is None:  # numbers, parsed the same way each time: equal or not
+        return False
+    return Path(saved).expanduser().resolve() == Path(now).expanduser().resolve()  # one folder, named two ways

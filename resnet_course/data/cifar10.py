@@ -133,12 +133,10 @@ def _download_cifar10(root: Path, timeout: float) -> None:
         ) from None
 
 
-def _reconstruct() -> Any:
-    try:  # NumPy 2
-        from numpy._core.multiarray import _reconstruct as reconstruct
-    except ImportError:  # pragma: no cover - NumPy 1
-        from numpy.core.multiarray import _reconstruct as reconstruct
-    return reconstruct
+try:  # NumPy 2
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # pragma: no cover - NumPy 1
+    from numpy.core.multiarray import _reconstruct
 
 
 def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
@@ -154,11 +152,11 @@ class _CifarUnpickler(pickle.Unpickler):
     those that rebuild an array (and Python 3's way of writing bytes in protocol 2), before anything runs."""
 
     ALLOWED = {
-        ("numpy", "ndarray"): lambda: np.ndarray,
-        ("numpy", "dtype"): lambda: np.dtype,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,  # written by NumPy 1 (the official files)
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,  # written by NumPy 2
-        ("_codecs", "encode"): lambda: _latin1_bytes,  # bytes in a protocol-2 pickle written by Python 3
+        ("_codecs", "encode"): _latin1_bytes,  # bytes in a protocol-2 pickle written by Python 3
     }
 
     def find_class(self, module: str, name: str) -> Any:
@@ -168,7 +166,7 @@ class _CifarUnpickler(pickle.Unpickler):
                 f"it asks to run {module}.{name}, which no CIFAR-10 file contains; refused without running it "
                 "(the file was made by someone else, perhaps to run code on this machine)"
             )
-        return found()
+        return found
 
 
 def _read_pickle(path: Path, root: Path) -> Any:
