@@ -521,14 +521,9 @@ def test_a_batch_larger_than_the_split_and_a_single_class_are_refused(tmp_path: 
 
 
 def test_a_test_split_without_some_classes_is_named_in_a_warning(tmp_path: Path, capsys) -> None:
-    from resnet_course.data.containers import ImageTensors
-    from resnet_course.data.imagefolder import write_image_folder
-    from resnet_course.data.shapes10 import make_shapes10
-
     root = tmp_path / "data"
     _folder_of(root, "train", 60, ["a", "b", "c"])
-    shapes = make_shapes10(20, seed=1)
-    write_image_folder(ImageTensors(shapes.images, shapes.labels % 2, ["a", "b"]), root / "test")
+    _folder_of(root, "test", 20, ["a", "b"])
     code, out, err = run(
         capsys, "train", "--model", "resnet20", "--epochs", "1", "--out", str(tmp_path / "run"),
         "--data", str(root), "--batch-size", "16", "--no-progress",
