@@ -128,9 +128,9 @@ if __name__ == "__main__":
 
     folder, out = sys.argv[1], sys.argv[2]
     kwargs = {"image_size": 16, "val_fraction": 0.2, "test_fraction": 0.2, "seed": 3}
-    bundle = load_data(folder, stream=True, num_workers=0, **kwargs)
-    _, _, test = bundle.loaders(TrainConfig(batch_size=8, seed=2, device="cpu"), num_workers=0)
-    train, _, _ = bundle.loaders(TrainConfig(batch_size=8, seed=2, device="cpu"), num_workers=1)  # one spawned worker
+    bundle, config = load_data(folder, stream=True, num_workers=0, **kwargs), TrainConfig(batch_size=8, seed=2, device="cpu")
+    _, _, test = bundle.loaders(config, num_workers=0)
+    train, _, _ = bundle.loaders(config, num_workers=1)  # one spawned worker (the test loader's would cost another)
     train.set_epoch(0)
     torch.save({"train": list(train), "test": list(test), "mean": bundle.mean}, out)
 """
