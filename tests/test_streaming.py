@@ -189,21 +189,31 @@ def test_the_automatic_choice_follows_the_memory_limit_and_says_why(folder: Path
         load_data("shapes10", stream=True, train_size=20, test_size=10)
 
 
-def test_unreadable_files_are_skipped_at_listing_or_named_when_met(tmp_path: Path) -> None:
-    root = _folder(tmp_path / "bad", n=12)
+def test_unreadable_files_are_skipped_at_listing_as_in_memory_or_named_when_met(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "bad", n=24)
     (root / "c0" / "notes.txt").write_text("not an image")
-    with pytest.warns(UserWarning, match="notes.txt"):
-        files = list_image_files(root, 16)
-    assert len(files) == 12
-    with pytest.raises(ValueError, match="notes.txt"):
-        list_image_files(root, 16, on_bad_file="raise")
     truncated = root / "c1" / "00001.png"  # its header reads, its pixels do not
     truncated.write_bytes(truncated.read_bytes()[:60])
-    with pytest.warns(UserWarning):
-        files = list_image_files(root, 16)
-    assert str(truncated) in files.paths  # the header check cannot see it ...
-    for workers in (0, 1):  # ... so the batch that meets it names it, from a worker too
-        loader = StreamLoader(files, 4, mean=MEAN, std=STD, device="cpu", num_workers=workers)
+    for workers in (0, 1):  # decoded in this process or in a worker: the same two files named
+        with pytest.warns(UserWarning, match="2 file") as caught:
+            files = list_image_files(root, 16, num_workers=workers)
+        assert "notes.txt" in str(caught[0].message) and "00001.png" in str(caught[0].message)
+        assert len(files) == 23 and str(truncated) not in files.paths
+    with pytest.raises(ValueError, match="00001.png"):
+        list_image_files(root, 16, on_bad_file="raise", num_workers=0)
+    kwargs = {"image_size": 16, "val_fraction": 0.25, "test_fraction": 0.25, "seed": 1, "num_workers": 0}
+    with pytest.warns(UserWarning) as in_memory_warning:
+        in_memory = load_data(root, stream=False, **kwargs)
+    with pytest.warns(UserWarning) as streamed_warning:
+        streamed = load_data(root, stream=True, **kwargs)
+    assert str(in_memory_warning[0].message) == str(streamed_warning[0].message)
+    assert "2 of the 25 files are not usable images (skipped)" in streamed.storage
+    for name in ("train", "val", "test"):  # the same files kept, hence the same split
+        assert torch.equal(getattr(streamed, name).load().images, getattr(in_memory, name).images)
+    (root / "c0" / "notes.txt").unlink()
+    listed = list_image_files(root, 16, check=False)  # a file spoilt after the listing ...
+    for workers in (0, 1):  # ... is named by the batch that meets it, from a worker too
+        loader = StreamLoader(listed, 4, mean=MEAN, std=STD, device="cpu", num_workers=workers)
         with pytest.raises(ImageError, match="00001.png: cannot be read as an image") as info:
             list(loader)
         assert "Traceback" not in str(info.value)

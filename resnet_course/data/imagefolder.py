@@ -96,6 +96,7 @@ def load_imagefolder(
     seed: int = 0,
     on_bad_file: str = "warn",
     stream: bool = False,
+    num_workers: int | None = None,
 ) -> tuple[Part, Part | None, Part]:
     """``(train, val, test)`` from an ImageFolder root, all images decoded to uint8 ``image_size²`` RGB
     (:class:`~resnet_course.data.containers.ImageTensors`), or with ``stream`` only listed
@@ -107,8 +108,9 @@ def load_imagefolder(
     ``test_fraction``. Every file goes through :func:`~resnet_course.data.images.prepare_image`, as in inference:
     turned upright (EXIF), made RGB (transparency composited on white), shorter side resized to
     ``image_size``, centre cropped. Unreadable or non-image files are listed in a warning and
-    skipped (``on_bad_file="warn"``) or raise ``ValueError`` naming them (``"raise"``); when streaming, a
-    file is checked by opening its header only (see :func:`~resnet_course.data.streaming.list_image_files`).
+    skipped (``on_bad_file="warn"``) or raise ``ValueError`` naming them (``"raise"``); when streaming, the
+    same files are found by decoding each once, with ``num_workers`` processes, and nothing is kept (see
+    :func:`~resnet_course.data.streaming.list_image_files`).
     """
     root = Path(root).expanduser()
     if on_bad_file not in ("warn", "raise"):
@@ -118,7 +120,7 @@ def load_imagefolder(
     if not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"image_size must be an integer ≥ 8, got {image_size!r}")
     if stream:
-        read = partial(list_image_files, image_size=image_size, on_bad_file=on_bad_file)
+        read = partial(list_image_files, image_size=image_size, on_bad_file=on_bad_file, num_workers=num_workers)
     else:
         _check_memory(root, image_size)
         read = partial(_read_image_folder, image_size=image_size, on_bad_file=on_bad_file)

@@ -89,6 +89,7 @@ def _imagefolder_parts(
     on_bad_file: str,
     stream: bool | None,
     memory_limit: int | None,
+    num_workers: int | None,
 ) -> _Parts:
     path = Path(key).expanduser()
     if not path.is_dir():
@@ -108,6 +109,7 @@ def _imagefolder_parts(
         seed=seed,
         on_bad_file=on_bad_file,
         stream=streamed,
+        num_workers=num_workers,
     )
     skipped = n_files - sum(len(p) for p in (train, val, test) if p is not None)
     if skipped:
@@ -193,9 +195,9 @@ def load_data(
     (:func:`~resnet_course.data.streaming.storage_choice`): stream when ``files × 3 × image_size²`` bytes exceed
     ``memory_limit`` (default: :func:`~resnet_course.data.streaming.memory_budget`, half the memory available,
     at most :data:`~resnet_course.data.imagefolder.MAX_BYTES`); ``True``/``False`` force it (in memory, more
-    than ``MAX_BYTES`` is refused). ``storage`` says which path was taken and why. A streamed training part's
-    ``mean``/``std`` are computed by decoding it with ``num_workers`` processes
-    (:func:`~resnet_course.data.streaming.stream_mean_std`: all images up to 10 000, else a seeded sample).
+    than ``MAX_BYTES`` is refused). ``storage`` says which path was taken and why. ``num_workers`` processes
+    decode a streamed folder once when listing it (to skip what the in-memory path skips) and its training part's
+    ``mean``/``std`` (:func:`~resnet_course.data.streaming.stream_mean_std`: up to 10 000 images, else a sample).
 
     With ``fallback=True``, a CIFAR-10 that is absent and cannot be downloaded, or corrupted, is replaced by
     ``shapes10`` and ``notice`` says so loudly; otherwise a :class:`DataError` explains what to do.
@@ -211,15 +213,9 @@ def load_data(
         parts = _Parts("shapes10", train, test, notice=SHAPES10_NOTICE)
     else:
         parts = _imagefolder_parts(
-            spec,
-            key,
-            image_size=image_size,
-            test_fraction=test_fraction,
-            seed=seed,
-            on_bad_file=on_bad_file,
-            stream=stream,
-            memory_limit=memory_limit,
-        )
+            spec, key, image_size=image_size, test_fraction=test_fraction, seed=seed, on_bad_file=on_bad_file,
+            stream=stream, memory_limit=memory_limit, num_workers=num_workers,
+        )  # fmt: skip
     parts = _subsets_and_split(parts, train_size, test_size, val_fraction, seed)
     if image_size is not None:
         parts = _resize_parts(parts, image_size)

@@ -11,9 +11,10 @@ and the main process crops, flips and normalises the batch on the device
 (:meth:`~resnet_course.data.loaders.PlannedLoader.finish`).
 
 Memory: at most ``(num_workers × prefetch_factor + 1)`` decoded batches exist at a time, whatever the folder's
-size. Unreadable files: :func:`list_image_files` opens every file's header when listing (cheap: no pixels are
-decoded), so non-image files are skipped with a warning or raise, as in the in-memory path; a file whose header
-reads but whose pixels do not (e.g. truncated) raises :class:`~resnet_course.data.images.ImageError` naming it
+size. Unreadable files: :func:`list_image_files` decodes every file once when listing (in worker processes,
+nothing kept), so a file the in-memory path would skip — not an image, truncated, too large — is skipped with the
+same warning, or refused, before the split: both paths keep the same files, hence the same split and batches. A
+file that becomes unreadable after the listing raises :class:`~resnet_course.data.images.ImageError` naming it
 when a batch meets it.
 
 :func:`storage_choice` decides between the two paths (``load_data(..., stream=None)``): stream when the decoded
@@ -31,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from resnet_course.data.containers import ImageTensors
 from resnet_course.data.images import ImageError, prepare_image
@@ -192,14 +192,30 @@ def report_bad_files(bad: list[str], folder: Path, on_bad_file: str) -> None:
     warnings.warn(message + "\nThey are skipped.", stacklevel=4)
 
 
-def _header_problem(path: str) -> str | None:
-    """Why ``path`` is not an image file PIL can open (its header only: no pixels decoded), or ``None``."""
-    try:
-        with Image.open(path) as img:
-            img.size  # noqa: B018 - reading the header is the check
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        return f"{path}: cannot be read as an image ({err}); use a PNG, JPEG, BMP, GIF or WebP file"
-    return None
+class _Problems(torch.utils.data.Dataset):
+    """Item ``i``: why file ``i`` cannot be decoded at ``size`` (the message of
+    :func:`~resnet_course.data.images.prepare_image`, as the in-memory path reports it), or ``""``."""
+
+    def __init__(self, paths: list[str], size: int) -> None:
+        self.paths, self.size = paths, size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> str:
+        try:
+            prepare_image(self.paths[index], self.size)
+        except ImageError as err:
+            return str(err)
+        return ""
+
+
+def _decoding_problems(paths: list[str], size: int, num_workers: int) -> list[str]:
+    """:class:`_Problems` of every file, decoded by ``num_workers`` processes (0: in this one)."""
+    loader = torch.utils.data.DataLoader(
+        _Problems(paths, size), batch_size=64, num_workers=num_workers, collate_fn=list
+    )
+    return [problem for batch in loader for problem in batch]
 
 
 def list_image_files(
@@ -209,13 +225,16 @@ def list_image_files(
     *,
     on_bad_file: str = "warn",
     check: bool = True,
+    num_workers: int | None = None,
 ) -> ImageFiles:
     """The files of an ImageFolder (``folder/<class>/<file>``, hidden files ignored), listed by torchvision's
     ``ImageFolder``: sorted class folders, sorted files. ``classes``: the training part's class names (labels
     are mapped by name; a class folder outside them is an error).
 
-    ``check``: open each file's header and skip (``on_bad_file="warn"``) or refuse (``"raise"``) those that
-    are not images; a class left without files is an error. Without ``check`` every file is listed.
+    ``check``: decode each file once (``num_workers`` processes, default :func:`default_num_workers`; nothing
+    is kept) and skip (``on_bad_file="warn"``) or refuse (``"raise"``) those that cannot be decoded, exactly
+    as the in-memory path does; a class left without files is an error. Without ``check`` every file is
+    listed.
     """
     from torchvision.datasets import ImageFolder
 
@@ -236,9 +255,10 @@ def list_image_files(
     paths = [p for p, _ in found.samples]
     labels = [remap[label] for _, label in found.samples]
     if check:
-        problems = [_header_problem(p) for p in paths]
+        workers = default_num_workers() if num_workers is None else num_workers
+        problems = _decoding_problems(paths, image_size, workers)
         report_bad_files([p for p in problems if p], folder, on_bad_file)
-        kept = [i for i, p in enumerate(problems) if p is None]
+        kept = [i for i, p in enumerate(problems) if not p]
         empty = sorted({names[labels[i]] for i in range(len(paths))} - {names[labels[i]] for i in kept})
         if empty:
             raise ValueError(f"no readable images left for class(es) {', '.join(empty)} in {folder}")
