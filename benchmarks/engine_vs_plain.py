@@ -12,7 +12,8 @@ at the end:
   ``python benchmarks/engine_vs_plain.py --plain-child ...``.
 
 Each is started ``--repeats`` times, alternating, and the fastest wall time of each is compared (start-up,
-data loading and evaluation included). The printed ratio engine/plain is a figure for the log, not a
+data loading and evaluation included); every run's time and the median ratio of the pairs are printed too, since
+on a noisy machine one slow run moves the fastest times. The printed ratio engine/plain is a figure for the log, not a
 pass/fail test: ``--quick`` (one short run each, well under a minute) runs in CI after the tests, so that a
 regression shows in every CI log. Timings depend on the CPU: the line before the table names it.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,8 +119,8 @@ def cpu_line() -> str:
 
 def compare(
     images: int, epochs: int, repeats: int, model: str = "resnet20", amp: str = "auto"
-) -> tuple[float, float]:
-    """Fastest wall seconds of (engine, plain) over ``repeats`` alternating runs."""
+) -> tuple[list[float], list[float]]:
+    """Wall seconds of the engine's and the plain loop's ``repeats`` runs, run alternately."""
     engine, plain = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
@@ -168,7 +170,7 @@ def compare(
                     ]
                 )
             )
-    return min(engine), min(plain)
+    return engine, plain
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,7 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as err:
         print(f"benchmark could not run: {err}", file=sys.stderr)
         return 1
-    print(f"engine {engine:.1f} s, plain loop {plain:.1f} s: engine/plain = {engine / plain:.2f}")
+    print(f"engine {min(engine):.1f} s, plain loop {min(plain):.1f} s: engine/plain = {min(engine) / min(plain):.2f}")
+    if args.repeats > 1:  # the spread shows how much of a difference this machine can resolve
+        pairs = sorted(e / p for e, p in zip(engine, plain, strict=True))
+        print(
+            f"runs: engine {', '.join(f'{t:.1f}' for t in engine)} s; plain {', '.join(f'{t:.1f}' for t in plain)} s; "
+            f"ratio of each pair {', '.join(f'{r:.2f}' for r in pairs)} (median {statistics.median(pairs):.2f})"
+        )
     return 0
 
 

@@ -35,8 +35,9 @@ def widget(text: str) -> dict:
 
 def test_finished_progress_bars_are_dropped_and_other_widgets_kept():
     line = {"output_type": "stream", "name": "stdout", "text": "epoch   1/24  train loss 2.3\n"}
-    nb = notebook_with_outputs([widget("epoch 1/24:   0%|          | 0/16 [00:00<?, ?it/s]"), line])
-    assert render_notebooks.strip_progress_bars(nb) == 1
+    closed = {"output_type": "display_data", "metadata": {}, "data": {"text/plain": ""}}  # progress_bar's
+    nb = notebook_with_outputs([widget("epoch 1/24:   0%|          | 0/16 [00:00<?, ?it/s]"), closed, line])
+    assert render_notebooks.strip_progress_bars(nb) == 2
     assert nb.cells[1].outputs == [nbformat.from_dict(line)] and "widgets" not in nb.metadata
     app = notebook_with_outputs([widget("VBox(children=(FileUpload(...),))")])
     assert render_notebooks.strip_progress_bars(app) == 0 and "widgets" in app.metadata

@@ -99,6 +99,23 @@ def test_bad_upload_is_a_readable_message_and_a_good_one_recovers(classifier: Cl
     assert_same(widget.displayed_predictions(), classifier.predict([rgba], top_k=5)[0])
 
 
+def test_every_pick_and_upload_is_shown_the_same_one_twice_included(classifier: Classifier) -> None:
+    ex = examples()
+    widget = classifier_widget(classifier, examples=ex)
+    assert widget.examples_dropdown is not None
+    gray = Image.fromarray(torch.full((24, 24), 200, dtype=torch.uint8).numpy(), "L")
+    widget.examples_dropdown.value = 1
+    upload(widget, "gray.png", png_bytes(gray))
+    assert "gray.png" in widget.caption.value
+    widget.examples_dropdown.value = 1  # the example picked before the upload, picked again
+    assert "test #1" in widget.caption.value
+    assert_same(widget.displayed_predictions(), classifier.predict([ex["test #1"]], top_k=5)[0])
+    upload(widget, "gray.png", png_bytes(gray))  # the same file as before, uploaded again
+    assert "gray.png" in widget.caption.value
+    assert_same(widget.displayed_predictions(), classifier.predict([gray], top_k=5)[0])
+    assert widget.upload.layout.width == "auto"  # the label is not cut off
+
+
 def test_the_image_shown_is_upright_with_transparency_on_white(classifier: Classifier) -> None:
     widget = classifier_widget(classifier)
     clear = Image.new("RGBA", (8, 12), (0, 0, 0, 0))  # fully transparent, stored black

@@ -139,10 +139,10 @@ def mask_paths(nb, pairs: list[tuple[str, str]]) -> int:
 
 
 def strip_progress_bars(nb) -> int:
-    """Drop the outputs of finished progress bars (tqdm's ipywidgets) and, when no widget is left, the widgets'
-    saved state: a live notebook hides them at the end of each epoch (``leave=False``), the saved state would add
-    megabytes, and GitHub cannot draw it. ``fit`` also prints one summary line per epoch, which stays. Returns the
-    number of outputs dropped."""
+    """Drop the outputs of finished progress bars — the empty text a closed epoch bar leaves
+    (:mod:`resnet_course.training.progress`), or a tqdm widget — and, when no widget is left, the widgets' saved
+    state: the saved state would add megabytes, and GitHub cannot draw it. ``fit`` also prints one summary line
+    per epoch, which stays. Returns the number of outputs dropped."""
     dropped, widgets_left = 0, False
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -150,6 +150,9 @@ def strip_progress_bars(nb) -> int:
         kept = []
         for out in cell.outputs:
             data = out.get("data", {})
+            if out.get("output_type") == "display_data" and set(data) == {"text/plain"} and not "".join(data["text/plain"]):
+                dropped += 1  # a closed epoch bar
+                continue
             if "application/vnd.jupyter.widget-view+json" in data:
                 text = "".join(data.get("text/plain", ""))
                 if "%|" in text or "it/s" in text or "s/it" in text:  # tqdm's text form of a bar

@@ -105,7 +105,9 @@ class ClassifierWidget(widgets.VBox):
             f"<b>{html.escape(str(info.get('model', 'model')))}</b> · {n_classes} classes · "
             f"test accuracy {acc_text}"
         )
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload image")
+        self.upload = widgets.FileUpload(
+            accept="image/*", multiple=False, description="Upload image", layout=widgets.Layout(width="auto")
+        )  # "auto": the button fits its label and file count instead of cutting them off
         self.upload.observe(self._on_upload, names="value")
         controls: list[widgets.Widget] = [self.upload]
         self.examples_dropdown: widgets.Dropdown | None = None
@@ -175,6 +177,11 @@ class ClassifierWidget(widgets.VBox):
             return
         item = files[0]
         name = str(item.get("name", "upload"))
+        # Forget the upload, and show the dropdown's placeholder: the same file uploaded again, or the example
+        # the dropdown showed picked again, is then a change that ipywidgets reports (an unchanged value is not).
+        self.upload.value = ()
+        if self.examples_dropdown is not None:
+            self.examples_dropdown.value = -1
         try:
             with Image.open(io.BytesIO(bytes(item["content"]))) as img:
                 img.load()

@@ -3,7 +3,8 @@
 :class:`CourseStep` fills the loop's four points with the knobs of a
 :class:`~resnet_course.training.config.TrainConfig`:
 
-* ``batches``: a progress bar over the epoch (``tqdm.auto``: a widget in Jupyter, text in a terminal);
+* ``batches``: a progress bar over the epoch (:func:`~resnet_course.training.progress.progress_bar`: a widget in
+  Jupyter that leaves no widget behind, text in a terminal);
 * ``zero_grad``: at the first batch of each group of ``accum_steps`` batches (gradient accumulation);
 * ``autocast``: ``torch.autocast`` in the run's mixed-precision dtype (off: full precision);
 * ``backward``: stops with :class:`TrainingDiverged` on a NaN/inf loss, then back-propagates the loss divided by
@@ -23,10 +24,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
-from tqdm.auto import tqdm
 
 from resnet_course.training.config import TrainConfig
 from resnet_course.training.loop import Step
+from resnet_course.training.progress import progress_bar
 from resnet_course.training.schedules import LRSchedule
 
 __all__ = ["CourseStep", "TrainingDiverged"]
@@ -79,7 +80,7 @@ class CourseStep(Step):
         self._loss_sum, self._losses = 0.0, 0
 
     def batches(self, loader: Iterable[Any]) -> Iterator[Any]:
-        bar = tqdm(
+        bar = progress_bar(
             total=self.n_batches,
             desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
             leave=False,
