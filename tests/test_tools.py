@@ -33,14 +33,19 @@ def widget(text: str) -> dict:
     }
 
 
-def test_finished_progress_bars_are_dropped_and_other_widgets_kept():
+def test_finished_progress_bars_are_dropped_pictured_widgets_become_pictures_and_others_kept():
     line = {"output_type": "stream", "name": "stdout", "text": "epoch   1/24  train loss 2.3\n"}
     closed = {"output_type": "display_data", "metadata": {}, "data": {"text/plain": ""}}  # progress_bar's
     nb = notebook_with_outputs([widget("epoch 1/24:   0%|          | 0/16 [00:00<?, ?it/s]"), closed, line])
-    assert render_notebooks.strip_progress_bars(nb) == 2
+    assert render_notebooks.strip_widgets(nb) == 2
     assert nb.cells[1].outputs == [nbformat.from_dict(line)] and "widgets" not in nb.metadata
     app = notebook_with_outputs([widget("VBox(children=(FileUpload(...),))")])
-    assert render_notebooks.strip_progress_bars(app) == 0 and "widgets" in app.metadata
+    assert render_notebooks.strip_widgets(app) == 0 and "widgets" in app.metadata
+    pictured = widget("ClassifierWidget(resnet20, top 5)")
+    pictured["data"]["image/png"] = "iVBORw0KGgo="
+    app = notebook_with_outputs([pictured])
+    assert render_notebooks.strip_widgets(app) == 1 and "widgets" not in app.metadata
+    assert set(app.cells[1].outputs[0].data) == {"image/png", "text/plain"}
 
 
 def test_machine_paths_in_outputs_are_masked(tmp_path):

@@ -116,6 +116,22 @@ def test_every_pick_and_upload_is_shown_the_same_one_twice_included(classifier: 
     assert widget.upload.layout.width == "auto"  # the label is not cut off
 
 
+def test_where_widgets_cannot_run_a_picture_of_the_widget_stands_in(classifier: Classifier) -> None:
+    widget = classifier_widget(classifier, examples=examples())
+    before = widget._repr_mimebundle_()
+    assert "image/png" not in before and widget.snapshot() is None  # nothing shown yet: no picture
+    assert before["text/plain"] == "ClassifierWidget(resnet20, top 3)"  # not the repr of every child widget
+    widget.examples_dropdown.value = 2
+    bundle = widget._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # the live widget, where it can run
+    assert bundle["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
+    fig = widget.snapshot()
+    image_ax, bars_ax = fig.axes
+    top = widget.predictions[0][0]
+    assert "test #2" in bars_ax.get_title() and top in bars_ax.get_title()
+    assert [t.get_text() for t in bars_ax.get_yticklabels()] == [c for c, _ in widget.predictions]
+
+
 def test_the_image_shown_is_upright_with_transparency_on_white(classifier: Classifier) -> None:
     widget = classifier_widget(classifier)
     clear = Image.new("RGBA", (8, 12), (0, 0, 0, 0))  # fully transparent, stored black

@@ -138,12 +138,15 @@ def mask_paths(nb, pairs: list[tuple[str, str]]) -> int:
     return changed
 
 
-def strip_progress_bars(nb) -> int:
-    """Drop the outputs of finished progress bars — the empty text a closed epoch bar leaves
-    (:mod:`resnet_course.training.progress`), or a tqdm widget — and, when no widget is left, the widgets' saved
-    state: the saved state would add megabytes, and GitHub cannot draw it. ``fit`` also prints one summary line
-    per epoch, which stays. Returns the number of outputs dropped."""
-    dropped, widgets_left = 0, False
+def strip_widgets(nb) -> int:
+    """Drop what a saved notebook cannot show of its widgets: the outputs of finished progress bars (the empty text
+    a closed epoch bar leaves, :mod:`resnet_course.training.progress`, or a tqdm widget), and the live view of a
+    widget that also gave a picture of itself (the classifier widget's snapshot, which then shows on GitHub and
+    in JupyterLab alike); when no widget view is left, the widgets' saved state goes too (megabytes that GitHub
+    cannot draw). ``fit`` also prints one summary line per epoch, which stays. Returns the number of outputs
+    dropped or changed."""
+    view = "application/vnd.jupyter.widget-view+json"
+    changed, widgets_left = 0, False
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -151,19 +154,22 @@ def strip_progress_bars(nb) -> int:
         for out in cell.outputs:
             data = out.get("data", {})
             if out.get("output_type") == "display_data" and set(data) == {"text/plain"} and not "".join(data["text/plain"]):
-                dropped += 1  # a closed epoch bar
+                changed += 1  # a closed epoch bar
                 continue
-            if "application/vnd.jupyter.widget-view+json" in data:
+            if view in data and "image/png" in data:
+                del data[view]  # the widget's own picture stands in for it
+                changed += 1
+            elif view in data:
                 text = "".join(data.get("text/plain", ""))
                 if "%|" in text or "it/s" in text or "s/it" in text:  # tqdm's text form of a bar
-                    dropped += 1
+                    changed += 1
                     continue
                 widgets_left = True
             kept.append(out)
         cell.outputs = kept
     if not widgets_left:
         nb.metadata.pop("widgets", None)
-    return dropped
+    return changed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         size = ""
         if not args.no_write:
-            strip_progress_bars(nb)
+            strip_widgets(nb)
             mask_paths(nb, paths_to_mask)
             set_run_time(nb, seconds, when)
             stamp(nb, line)

@@ -16,8 +16,10 @@ from typing import Any
 
 import ipywidgets as widgets
 import torch
+from matplotlib.figure import Figure
 from PIL import Image, UnidentifiedImageError
 
+from resnet_course.analysis.plots import new_figure, plot_prediction_bars
 from resnet_course.apps.inference import Classifier
 from resnet_course.data.images import rgb_image
 
@@ -162,6 +164,32 @@ class ClassifierWidget(widgets.VBox):
                 label, bar, _ = row.children
                 shown.append((label.value, bar.value))
         return shown
+
+    def snapshot(self) -> Figure | None:
+        """A picture of what the widget shows now — the image and its top-k bars — or ``None`` before the first
+        prediction. Saved notebooks and GitHub, which cannot run the widget, show this picture instead."""
+        if self.predictions is None:
+            return None
+        fig = new_figure(figsize=(7.5, 2.8))
+        image_ax, bars_ax = fig.subplots(1, 2, width_ratios=(1, 1.6))
+        with Image.open(io.BytesIO(self.image.value)) as shown:
+            image_ax.imshow(shown.convert("RGB"))
+        image_ax.set_axis_off()
+        caption = html.unescape(self.caption.value.replace("<b>", "").replace("</b>", ""))
+        plot_prediction_bars(self.predictions, ax=bars_ax, title=caption)
+        fig.tight_layout()
+        return fig
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The live widget, plus a PNG of :meth:`snapshot` and a one-line text for where widgets cannot run."""
+        bundle = dict(super()._repr_mimebundle_(**kwargs) or {})
+        bundle["text/plain"] = f"ClassifierWidget({self.classifier.info.get('model', 'model')}, top {self.top_k})"
+        fig = self.snapshot()
+        if fig is not None:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", dpi=80)
+            bundle["image/png"] = buffer.getvalue()
+        return bundle
 
     def _show_error(self, text: str) -> None:
         self.predictions = None
