@@ -92,21 +92,15 @@ def test_cleaned_notebook_passes_nbval(tmp_path):
     nb.cells = [checked, varying]
     path = _write(nb, tmp_path / "nbval_roundtrip.ipynb")
     clean_notebooks.clean_files([path])
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider", str(path)],
+    wrong = nbformat.read(path, as_version=4)  # and a wrong reference output is caught
+    wrong.cells[0].outputs[0]["text"] = "0\n1\n5\n"
+    _write(wrong, tmp_path / "wrong_reference.ipynb")
+    proc = subprocess.run(  # one pytest for both notebooks: each starts a kernel
+        [sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-rf", "-p", "no:cacheprovider", path.name, "wrong_reference.ipynb"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
     )
-    assert proc.returncode == 0, proc.stdout[-2000:]
-    # and a wrong reference output is caught
-    nb = nbformat.read(path, as_version=4)
-    nb.cells[0].outputs[0]["text"] = "0\n1\n5\n"
-    _write(nb, path)
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert proc.returncode != 0
+    failed = [line.removeprefix("FAILED ").split(" - ")[0] for line in proc.stdout.splitlines() if line.startswith("FAILED ")]
+    assert failed == ["wrong_reference.ipynb::Cell 0"], proc.stdout[-2000:]
+    assert "1 failed, 3 passed" in proc.stdout, proc.stdout[-2000:]

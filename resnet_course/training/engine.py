@@ -30,6 +30,7 @@ from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
 from resnet_course.atomic import remove_stale_temporaries
+from resnet_course.cpus import follow_usable_cpus
 from resnet_course.parallel.ddp import OneProcess, processes
 from resnet_course.training.config import TrainConfig
 from resnet_course.training.history import History
@@ -92,6 +93,8 @@ def fit(
     n_batches = _batches_per_epoch(train_loader, config)
     procs.check_loader(train_loader, n_batches)
     progress = progress and procs.is_main
+    if (threads := follow_usable_cpus()) and progress:
+        tqdm.write(threads)  # a container's CPU quota, say: more threads than CPUs would wait on each other
     with _run_lock(out_dir, procs):
         steps_per_epoch = math.ceil(n_batches / config.accum_steps)
         run = RunState.start(
