@@ -591,3 +591,29 @@ def test_a_crafted_checkpoint_is_refused_in_one_line(
             "shapes10" if argv[0] == "evaluate" else "3",
         )
         assert code == 1 and err.count("\n") == 1 and expected in err and out == "", (argv, err)
+
+
+def test_ctrl_c_right_after_the_precision_line_stops_the_run_in_one_line(tmp_path: Path) -> None:
+    """The moment a user once saw Ctrl-C ignored (issue 26): the run prints its precision, then sets up ``fit``."""
+    import signal
+
+    out = tmp_path / "run"
+    args = ["train", "--model", "resnet20", "--data", "shapes10", "--train-size", "200", "--test-size", "100"]
+    job = subprocess.Popen(
+        [sys.executable, "-m", "resnet_course", *args, "--epochs", "50", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []  # what the run says before training, on stderr (stdout holds the result only)
+        while not (lines and lines[-1].startswith("precision:")):
+            lines.append(job.stderr.readline())
+            assert lines[-1], f"the run ended before its precision line: {lines}"
+        job.send_signal(signal.SIGINT)
+        stdout, stderr = job.communicate(timeout=60)
+    finally:
+        job.kill()
+    assert job.returncode == 130, (stdout, stderr)
+    assert stderr.count("\n") == 1 and stderr.startswith("error: ") and "interrupted" in stderr, stderr
+    assert "Traceback" not in stdout + stderr and stdout == ""
