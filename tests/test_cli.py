@@ -604,6 +604,8 @@ def test_ctrl_c_right_after_the_precision_line_stops_the_run_in_one_line(tmp_pat
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a shell starts background jobs (CI's, say) with SIGINT ignored, which children inherit
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         lines = []  # what the run says before training, on stderr (stdout holds the result only)
