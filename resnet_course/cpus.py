@@ -1,11 +1,12 @@
 """How many CPUs this process may use, and PyTorch's compute threads made to follow them.
 
-PyTorch starts one compute thread per CPU it sees. A process may use fewer: a JupyterHub server or a container with a
-CPU quota (``cpu_limit``, ``docker --cpus``, Kubernetes limits) sees every core of the machine but gets the time of a
-few. Threads beyond the quota then wait for each other in every operation, and the run slows down many times
-(``benchmarks/RESULTS.md``, "Shared machines"). :func:`usable_cpus` is the smallest of the CPUs in the affinity mask,
-the cgroup's quota (rounded down, at least 1) and ``RESNET_COURSE_THREADS`` when set; :func:`follow_usable_cpus`
-lowers ``torch.set_num_threads`` to it, which works even after torch was imported (a notebook kernel).
+PyTorch starts one compute thread per CPU it sees. A process may use fewer: a JupyterHub server or a container
+with a CPU quota (``cpu_limit``, ``docker --cpus``, Kubernetes limits) sees every core of the machine but gets
+the time of a few. Threads beyond the quota then wait for each other in every operation, and the run slows down
+(``benchmarks/RESULTS.md``, "Shared machines"). :func:`usable_cpus` is the smallest of the CPUs in the affinity
+mask, the cgroup's quota (rounded down, at least 1) and ``RESNET_COURSE_THREADS`` when set;
+:func:`follow_usable_cpus` lowers ``torch.set_num_threads`` to it, which works even after torch was imported
+(a notebook kernel).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ THREADS_ENV = "RESNET_COURSE_THREADS"
 
 
 def _quota(folder: Path) -> float | None:
-    """CPUs allowed by the cgroup ``folder`` itself (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), ``None`` if unlimited."""
+    """CPUs the cgroup ``folder`` itself allows (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``); ``None``: no limit."""
     try:
         if (folder / "cpu.max").is_file():
             quota, period = (folder / "cpu.max").read_text().split()[:2]
@@ -35,9 +36,11 @@ def _quota(folder: Path) -> float | None:
     return None
 
 
-def cgroup_cpu_limit(proc_cgroup: str | Path = "/proc/self/cgroup", root: str | Path = "/sys/fs/cgroup") -> float | None:
-    """CPUs this process's cgroup lets it use (quota ÷ period, the smallest along the path from its cgroup up to the
-    root), or ``None`` when there is no quota or it cannot be read (not Linux)."""
+def cgroup_cpu_limit(
+    proc_cgroup: str | Path = "/proc/self/cgroup", root: str | Path = "/sys/fs/cgroup"
+) -> float | None:
+    """CPUs this process's cgroup lets it use (quota ÷ period, the smallest along the path from its cgroup up
+    to the root), or ``None`` when there is no quota or it cannot be read (not Linux)."""
     root, limits = Path(root), []
     try:
         lines = Path(proc_cgroup).read_text().splitlines()
@@ -48,7 +51,8 @@ def cgroup_cpu_limit(proc_cgroup: str | Path = "/proc/self/cgroup", root: str | 
         if controllers == "":  # cgroup v2: one hierarchy, mounted at root
             mount = root
         elif "cpu" in controllers.split(","):  # cgroup v1: the cpu controller's own hierarchy
-            mount = next((root / name for name in (controllers, "cpu", "cpu,cpuacct") if (root / name).is_dir()), None)
+            names = (controllers, "cpu", "cpu,cpuacct")
+            mount = next((root / name for name in names if (root / name).is_dir()), None)
             if mount is None:
                 continue
         else:
@@ -78,11 +82,11 @@ def usable_cpus() -> tuple[int, str]:
 
 
 def follow_usable_cpus() -> str | None:
-    """Set PyTorch's compute threads to :func:`usable_cpus` where it would use more (or to ``RESNET_COURSE_THREADS``);
-    returns a line saying so when the number changed, else ``None``."""
+    """Set PyTorch's compute threads to :func:`usable_cpus` where it would use more (or to
+    ``RESNET_COURSE_THREADS``); returns a line saying so when the number changed, else ``None``."""
     n, why = usable_cpus()
     before = torch.get_num_threads()
     if n == before or (n > before and not why.startswith(THREADS_ENV)):
-        return None  # fewer threads than CPUs were asked for elsewhere (torch.set_num_threads, OMP_NUM_THREADS)
+        return None  # fewer threads were asked for elsewhere (torch.set_num_threads, OMP_NUM_THREADS): kept
     torch.set_num_threads(n)
     return f"compute threads: {n} instead of {before} ({why})"
