@@ -85,8 +85,8 @@ def follow_usable_cpus() -> str | None:
     """Set PyTorch's compute threads to :func:`usable_cpus` where it would use more (or to
     ``RESNET_COURSE_THREADS``); returns a line saying so when the number changed, else ``None``."""
     n, why = usable_cpus()
-    before = torch.get_num_threads()
-    if n == before or (n > before and not why.startswith(THREADS_ENV)):
+    before, asked = torch.get_num_threads(), bool(os.environ.get(THREADS_ENV, "").strip())
+    if n == before or (n > before and not asked):
         return None  # fewer threads were asked for elsewhere (torch.set_num_threads, OMP_NUM_THREADS): kept
     torch.set_num_threads(n)
     return f"compute threads: {n} instead of {before} ({why})"

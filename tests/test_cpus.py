@@ -61,6 +61,7 @@ def test_usable_cpus_takes_the_quota_rounded_down_and_the_setting_first(monkeypa
 
 
 def test_torch_threads_follow_the_usable_cpus_and_are_never_raised_unasked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(THREADS_ENV, raising=False)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
@@ -70,7 +71,8 @@ def test_torch_threads_follow_the_usable_cpus_and_are_never_raised_unasked(monke
         assert follow_usable_cpus() is None  # already there
         monkeypatch.setattr(cpus, "usable_cpus", lambda: (2, "2 CPUs available"))
         assert follow_usable_cpus() is None and torch.get_num_threads() == 1  # set lower elsewhere: kept
-        monkeypatch.setattr(cpus, "usable_cpus", lambda: (2, f"{THREADS_ENV}=2"))
+        monkeypatch.undo()  # the real usable_cpus, asked for two threads
+        monkeypatch.setenv(THREADS_ENV, "2")
         assert follow_usable_cpus() == f"compute threads: 2 instead of 1 ({THREADS_ENV}=2)"
     finally:
         torch.set_num_threads(before)
