@@ -71,19 +71,23 @@ def _start(cmd: list[str], env: dict[str, str], group: Path | None) -> subproces
 def _timed(runs: int, images: int, epochs: int, env: dict[str, str], quota: float | None, tmp: Path) -> float:
     """Mean wall seconds of ``runs`` trainings started together (each in a cgroup of its own with ``quota``)."""
     groups = [_quota_group(quota) if quota else None for _ in range(runs)]
-    if quota and None in groups:
-        raise RuntimeError("cannot make a cgroup with a CPU quota here (needs Linux, root and a cpu hierarchy)")
-    start = time.perf_counter()
-    procs = [_start(_train(images, epochs, tmp / uuid.uuid4().hex), env, g) for g in groups]
-    ends = []
-    for proc in procs:
-        _, err = proc.communicate()
-        ends.append(time.perf_counter() - start)
-        if proc.returncode != 0:
-            raise RuntimeError(f"a training failed:\n{err[-2000:]}")
-    for group in groups:
-        if group is not None:
-            group.rmdir()
+    try:
+        if quota and None in groups:
+            raise RuntimeError("cannot make a cgroup with a CPU quota here (needs Linux, root and a cpu hierarchy)")
+        start = time.perf_counter()
+        procs = [_start(_train(images, epochs, tmp / uuid.uuid4().hex), env, g) for g in groups]
+        ends, failed = [], []
+        for proc in procs:  # every run is waited for, so that its cgroup is empty below
+            _, err = proc.communicate()
+            ends.append(time.perf_counter() - start)
+            if proc.returncode != 0:
+                failed.append(err[-2000:])
+        if failed:
+            raise RuntimeError(f"a training failed:\n{failed[0]}")
+    finally:
+        for group in groups:
+            if group is not None:
+                group.rmdir()
     return sum(ends) / len(ends)
 
 
